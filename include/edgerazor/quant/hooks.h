@@ -1,0 +1,27 @@
+// Hook points the model zoo (or a user's own model) calls so that activation (A8) and KV-cache
+// (KV8) fake quantization follow whatever inject() attached to the model.
+//
+//   x = quant::quantize_input(*q_proj, x);        // before every Linear (incl. lm_head)
+//   k = quant::quantize_kv(*self_attn, k);        // keys after RoPE, (B, H_kv, T, D)
+//   v = quant::quantize_kv(*self_attn, v);        // values,          (B, H_kv, T, D)
+//
+// Both return the input unchanged when nothing is attached, and otherwise a straight-through
+// fake-quantized tensor: the forward value is exactly the quantized grid value, the gradient
+// passes unchanged (spec quantization.md §3, §4).
+#pragma once
+
+#include <ATen/core/ATen_fwd.h>
+
+namespace torch::nn {
+class Module;
+}
+
+namespace edgerazor::quant {
+
+at::Tensor quantize_input(const torch::nn::Module& layer, const at::Tensor& input);
+at::Tensor quantize_kv(const torch::nn::Module& attention, const at::Tensor& key_or_value);
+
+// True when inject() enabled KV quantization on this module.
+bool has_kv_quantizer(const torch::nn::Module& attention);
+
+}  // namespace edgerazor::quant

@@ -1,0 +1,21 @@
+// Process-wide LibTorch settings that EdgeRazor applies on behalf of its users.
+//
+// Threads: Debian's LibTorch starts with one intra-op thread. When libedgerazor is loaded it
+// sets the intra-op thread count to the number of cores, unless the user said otherwise:
+//   EDGERAZOR_NUM_THREADS=N  -> N threads (0 = leave LibTorch's own default alone)
+//   OMP_NUM_THREADS=N        -> respected (LibTorch already reads it)
+// Tools also take --threads N, which calls set_threads(N).
+#pragma once
+
+namespace edgerazor::runtime {
+
+// Number of logical cores this process may use (sched affinity, not the machine total).
+int available_cores();
+
+// Applies the policy above; idempotent. Called automatically when the library loads.
+void configure_threads();
+
+// Explicit override (N >= 1).
+void set_threads(int n);
+
+}  // namespace edgerazor::runtime

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs EdgeRazor's dependencies from Debian packages and builds Release into build/
+# (binaries in build/bin/). Idempotent: a second run installs nothing and rebuilds only what
+# changed. Run as root on a fresh machine, or as a user with sudo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libtorch-dev libgloo-dev libopenblas0-pthread
+  libyaml-cpp-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
+  libsentencepiece-dev libpcre2-dev
+  libgtest-dev libgmock-dev
+)
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# ccache keeps compiled objects across clean clones (CI builds from a fresh clone every time).
+export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/edgerazor-ccache}"
+export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
+export CCACHE_BASEDIR="$PWD"
+
+if [[ ! -f build/build.ninja ]]; then
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+fi
+cmake --build build -j "${EDGERAZOR_BUILD_JOBS:-$(nproc)}"
+echo "setup: built into build/ (tools in build/bin/)"
