@@ -1,0 +1,51 @@
+// Hugging Face model folders: config.json + model.safetensors (or sharded with
+// model.safetensors.index.json) + tokenizer files, loaded into / saved from model::CausalLM.
+//
+// Saved folders load in Hugging Face transformers (AutoModelForCausalLM.from_pretrained): HF
+// tensor names, tied models without lm_head.weight, "format": "pt" metadata, torch_dtype set to
+// the dtype written.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "edgerazor/model/transformer.h"
+
+namespace edgerazor::io {
+
+struct LoadOptions {
+  at::ScalarType dtype = at::kFloat;  // parameters are converted to this dtype
+  at::Device device = at::kCPU;
+};
+
+// Builds the model from <dir>/config.json and fills every parameter from the checkpoint.
+// Throws ConfigError for a bad config and FormatError for a missing, unexpected or mis-shaped
+// tensor (naming the tensor and the file) or a corrupt safetensors file.
+model::CausalLM load_pretrained(const std::string& dir, const LoadOptions& options = {});
+
+// Copies every tensor of a checkpoint into the model's parameters (same rules as above).
+void load_weights(model::CausalLMImpl& model, const std::string& checkpoint_path);
+
+struct SaveOptions {
+  // Dtype of the written tensors; Undefined keeps each parameter's own dtype.
+  at::ScalarType dtype = at::ScalarType::Undefined;
+  uint64_t max_shard_bytes = 0;  // > 0: shard above this size
+  // Folder whose tokenizer files (tokenizer.model, tokenizer.json, tokenizer_config.json, ...)
+  // are copied into the output; empty: none.
+  std::string tokenizer_source_dir;
+};
+
+// The model's own parameters under their Hugging Face names, without the tied lm_head.weight
+// and without anything an injection attached (e.g. quantizer children).
+std::vector<std::pair<std::string, at::Tensor>> checkpoint_tensors(const model::CausalLMImpl& model);
+
+// Writes config.json, the safetensors checkpoint and the tokenizer files into dir.
+void save_pretrained(const model::CausalLMImpl& model, const std::string& dir, const SaveOptions& options = {});
+
+// The tokenizer files save_pretrained copies through.
+const std::vector<std::string>& tokenizer_file_names();
+
+}  // namespace edgerazor::io

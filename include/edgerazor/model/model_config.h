@@ -1,0 +1,58 @@
+// A Hugging Face config.json as a typed, validated model config. Torch-free.
+//
+// Supported: model_type "llama" (Llama, MobileLLM deep-thin models, tied or untied embeddings),
+// "qwen2" (bias on q/k/v), "qwen3" (q_norm/k_norm, head_dim independent of hidden_size).
+// Rejected with a ConfigError naming the key: other architectures, rope_scaling types other than
+// "default", sliding-window attention, activations other than silu, inconsistent head counts.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace edgerazor::model {
+
+enum class Architecture { kLlama, kQwen2, kQwen3 };
+
+const char* architecture_name(Architecture arch);  // "llama", "qwen2", "qwen3"
+
+struct ModelConfig {
+  Architecture architecture = Architecture::kLlama;
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;        // C
+  int64_t intermediate_size = 0;  // MLP width
+  int64_t num_hidden_layers = 0;  // L
+  int64_t num_attention_heads = 0;  // H
+  int64_t num_key_value_heads = 0;  // H_kv (GQA when < H)
+  int64_t head_dim = 0;             // D (hidden_size / H unless given)
+  int64_t max_position_embeddings = 2048;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  bool attention_bias = false;  // bias on q/k/v (qwen2: always)
+  bool o_proj_bias = false;     // bias on o_proj (llama/qwen3 attention_bias)
+  bool mlp_bias = false;
+  bool qk_norm = false;         // qwen3
+  bool tie_word_embeddings = false;
+  std::string torch_dtype = "float32";  // "float32", "bfloat16", "float16"
+  std::optional<int64_t> bos_token_id;
+  std::vector<int64_t> eos_token_ids;
+  std::optional<int64_t> pad_token_id;
+
+  // The config.json text this came from (unknown keys are kept when saving).
+  std::string source_json;
+};
+
+// Parses config.json text; source names the file in errors.
+ModelConfig parse_model_config(const std::string& json_text, const std::string& source = "config.json");
+// Reads and parses a config.json file (or a folder holding one).
+ModelConfig load_model_config(const std::string& path);
+// The config as config.json text: source_json with every typed field written back.
+std::string model_config_to_json(const ModelConfig& config);
+// Writes <dir>/config.json (via .tmp + rename).
+void save_model_config(const ModelConfig& config, const std::string& dir);
+
+// Basic consistency checks (head counts, positive sizes); throws ConfigError.
+void validate(const ModelConfig& config, const std::string& source = "config.json");
+
+}  // namespace edgerazor::model

@@ -1,0 +1,126 @@
+// Hugging Face folder load/save for model::CausalLM.
+#include "edgerazor/io/hf_model.h"
+
+#include <ATen/ATen.h>
+
+#include <filesystem>
+#include <set>
+
+#include "edgerazor/core/error.h"
+#include "edgerazor/io/safetensors.h"
+#include "edgerazor/io/tensor_io.h"
+#include "edgerazor/model/model_config.h"
+
+namespace edgerazor::io {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string shape_str(at::IntArrayRef shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+const char* torch_dtype_name(at::ScalarType s) {
+  switch (s) {
+    case at::kBFloat16: return "bfloat16";
+    case at::kHalf: return "float16";
+    default: return "float32";
+  }
+}
+
+}  // namespace
+
+const std::vector<std::string>& tokenizer_file_names() {
+  static const std::vector<std::string> names = {
+      "tokenizer.model",  "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+      "added_tokens.json", "vocab.json",    "merges.txt",            "generation_config.json",
+      "chat_template.jinja"};
+  return names;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> checkpoint_tensors(const model::CausalLMImpl& m) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  std::set<const void*> seen;
+  for (const auto& item : m.named_modules("", /*include_self=*/true)) {
+    const auto& module = *item.value();
+    const bool owns_weights = module.as<torch::nn::LinearImpl>() || module.as<torch::nn::EmbeddingImpl>() ||
+                              module.as<model::RMSNormImpl>();
+    if (!owns_weights) continue;
+    for (const auto& p : module.named_parameters(/*recurse=*/false)) {
+      if (!p.value().defined() || !seen.insert(p.value().unsafeGetTensorImpl()).second) continue;
+      out.emplace_back(item.key().empty() ? p.key() : item.key() + "." + p.key(), p.value());
+    }
+  }
+  return out;
+}
+
+void load_weights(model::CausalLMImpl& m, const std::string& checkpoint_path) {
+  const auto ckpt = SafetensorsCheckpoint::open(checkpoint_path);
+  std::set<std::string> used;
+  at::NoGradGuard no_grad;
+  for (auto& [name, param] : checkpoint_tensors(m)) {
+    const auto located = ckpt.find(name);
+    if (!located)
+      throw FormatError(checkpoint_path, "tensor '" + name + "' is missing from the checkpoint (architecture " +
+                                             model::architecture_name(m.config.architecture) + ")");
+    const at::Tensor src = tensor_view(*located->file, *located->entry);
+    if (!src.sizes().equals(param.sizes()))
+      throw FormatError(located->file->path(), "tensor '" + name + "' has wrong shape; expected " +
+                                                   shape_str(param.sizes()) + ", got " + shape_str(src.sizes()));
+    if (!at::isFloatingType(src.scalar_type()))
+      throw FormatError(located->file->path(), "tensor '" + name + "' has integer dtype " +
+                                                   dtype_name(located->entry->dtype) + ", expected a float dtype");
+    param.copy_(src);
+    used.insert(name);
+  }
+  for (const auto& name : ckpt.names()) {
+    if (used.count(name)) continue;
+    if (name == "lm_head.weight" && m.config.tie_word_embeddings) continue;  // HF ignores it too
+    if (ends_with(name, ".rotary_emb.inv_freq")) continue;                    // old Llama checkpoints
+    throw FormatError(ckpt.find(name)->file->path(),
+                      "unexpected tensor '" + name + "' for a " + model::architecture_name(m.config.architecture) +
+                          " model (does config.json match the weights?)");
+  }
+}
+
+model::CausalLM load_pretrained(const std::string& dir, const LoadOptions& options) {
+  if (!fs::is_directory(dir)) throw FormatError(dir, "model folder does not exist");
+  model::CausalLM m(model::load_model_config(dir));
+  load_weights(*m, dir);
+  m->to(options.device, options.dtype);
+  return m;
+}
+
+void save_pretrained(const model::CausalLMImpl& m, const std::string& dir, const SaveOptions& options) {
+  fs::create_directories(dir);
+  NamedTensors tensors;
+  at::ScalarType written = at::kFloat;
+  for (auto& [name, p] : checkpoint_tensors(m)) {
+    at::Tensor t = p.detach();
+    if (options.dtype != at::ScalarType::Undefined) t = t.to(options.dtype);
+    written = t.scalar_type();
+    tensors.emplace_back(name, t);
+  }
+  // Weights first, config last: a folder with a config always has its weights.
+  save_safetensors_checkpoint(dir, tensors, options.max_shard_bytes);
+  model::ModelConfig config = m.config;
+  config.torch_dtype = torch_dtype_name(written);
+  if (!options.tokenizer_source_dir.empty() && fs::absolute(options.tokenizer_source_dir) != fs::absolute(dir)) {
+    for (const auto& name : tokenizer_file_names()) {
+      const fs::path src = fs::path(options.tokenizer_source_dir) / name;
+      if (!fs::exists(src)) continue;
+      const fs::path tmp = fs::path(dir) / (name + ".tmp");
+      fs::copy_file(src, tmp, fs::copy_options::overwrite_existing);
+      fs::rename(tmp, fs::path(dir) / name);
+    }
+  }
+  model::save_model_config(config, dir);
+}
+
+}  // namespace edgerazor::io
