@@ -1,11 +1,19 @@
-// TEMPORARY stub so dependants link; replaced by the real implementation.
 #include "edgerazor/quant/hooks.h"
 
-#include <ATen/core/Tensor.h>
-#include <torch/nn/module.h>
+#include "edgerazor/quant/weight_quantizer.h"
 
 namespace edgerazor::quant {
-at::Tensor quantize_input(const torch::nn::Module&, const at::Tensor& input) { return input; }
-at::Tensor quantize_kv(const torch::nn::Module&, const at::Tensor& kv) { return kv; }
-bool has_kv_quantizer(const torch::nn::Module&) { return false; }
+
+at::Tensor quantize_input(const torch::nn::Module& layer, const at::Tensor& input) {
+  const WeightQuantizerImpl* quantizer = find_weight_quantizer(layer);
+  return quantizer ? quantizer->quantize_input(input) : input;
+}
+
+at::Tensor quantize_kv(const torch::nn::Module& attention, const at::Tensor& key_or_value) {
+  const StateQuantizerImpl* quantizer = find_kv_quantizer(attention);
+  return quantizer ? quantizer->forward(key_or_value) : key_or_value;
+}
+
+bool has_kv_quantizer(const torch::nn::Module& attention) { return find_kv_quantizer(attention) != nullptr; }
+
 }  // namespace edgerazor::quant
