@@ -19,6 +19,11 @@ for package in "${PACKAGES[@]}"; do
     missing+=("$package")
   fi
 done
+# Node runs the reference implementations some tests compare with (llama.cpp via node-llama-cpp,
+# Hugging Face tokenizers/jinja); the tests install those npm packages on first use.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   SUDO=""
