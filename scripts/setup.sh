@@ -33,14 +33,5 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# ccache keeps compiled objects across clean clones (CI builds from a fresh clone every time).
-export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/edgerazor-ccache}"
-export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
-export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
-export CCACHE_BASEDIR="$PWD"
-
-if [[ ! -f build/build.ninja ]]; then
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
-fi
-cmake --build build -j "${EDGERAZOR_BUILD_JOBS:-$(nproc)}"
+scripts/build.sh
 echo "setup: built into build/ (tools in build/bin/)"
