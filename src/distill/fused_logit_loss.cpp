@@ -172,7 +172,7 @@ at::Tensor run_chunk(const Plan& p, const at::Tensor& zs, const at::Tensor& zt, 
       const auto& lt = teacher_lt1();
       if (p.stats[k] == static_cast<int64_t>(FusedGammaStat::entropy)) {
         const auto prob = lt.exp();
-        const auto h = -(prob * (prob + kProbEps).log_()).sum(-1);
+        const auto h = prob.add(kProbEps).log_().mul_(prob).sum(-1).neg_();   // entropy (n)
         sums->stat[k].add_((h * gw).sum());
       } else {
         const auto target = p.gamma_targets[k].narrow(0, r0, n).clamp_min(0).unsqueeze(1);
@@ -189,21 +189,21 @@ at::Tensor run_chunk(const Plan& p, const at::Tensor& zs, const at::Tensor& zt, 
     const auto ltc = lt.clamp_min(log_eps);
     if (sums != nullptr) {
       const auto diff = ltc - lsc;                                            // log q~ - log p~
-      if (want_fwd) sums->fwd[k].add_(((ltc.exp() * diff).sum(1, true) * w).sum() * (t * t));
-      if (want_rev) sums->rev[k].sub_(((lsc.exp() * diff).sum(1, true) * w).sum() * (t * t));
+      if (want_fwd) sums->fwd[k].add_((ltc.exp().mul_(diff).sum(1, true) * w).sum() * (t * t));
+      if (want_rev) sums->rev[k].sub_((lsc.exp().mul_(diff).sum(1, true) * w).sum() * (t * t));
       continue;
     }
     const auto ps = ls.exp();                                                 // unclamped p_s
     const auto student_live = ls.ge(log_eps);                                 // m_p of the student
     if (want_fwd) {
       const auto a = ltc.exp().mul_(student_live);                            // q~_t m_s
-      const auto c = w * (-t * grads->fwd[k]);
-      add_grad((a - ps * a.sum(1, true)).mul_(c));
+      // (a - p_s sum a) * (-T g) written as (p_s sum a - a) * (T g), in place
+      add_grad((ps * a.sum(1, true)).sub_(a).mul_(w * (t * grads->fwd[k])));
     }
     if (want_rev) {
-      const auto h = (lsc - ltc).add_(1.0).mul_(student_live);
-      const auto c = w * (t * grads->rev[k]);
-      add_grad((h - (ps * h).sum(1, true)).mul_(ps).mul_(c));
+      auto h = (lsc - ltc).add_(1.0).mul_(student_live);
+      const auto mean_h = (ps * h).sum(1, true);
+      add_grad(h.sub_(mean_h).mul_(ps).mul_(w * (t * grads->rev[k])));
     }
   }
   if (grads != nullptr && !dz.defined()) dz = at::zeros_like(zs);
@@ -267,10 +267,12 @@ class FusedLogitFunction : public torch::autograd::Function<FusedLogitFunction> 
     // Reduced-precision weights accumulate their gradient over chunks in fp32, rounded once.
     const bool exact_acc = weight.defined() && (weight.scalar_type() == at::kFloat ||
                                                 weight.scalar_type() == at::kDouble);
-    at::Tensor grad_weight;
-    if (want_weight)
+    at::Tensor grad_weight, product;   // product: reused (V, C) buffer for reduced precision
+    if (want_weight) {
       grad_weight = at::zeros(weight.sizes(), weight.options().dtype(exact_acc ? weight.scalar_type()
                                                                                : at::kFloat));
+      if (!exact_acc) product = at::empty(weight.sizes(), weight.options());
+    }
     c10::AutoGradMode no_grad(false);
     for (int64_t r0 = 0; r0 < plan.rows; r0 += plan.chunk) {
       const int64_t n = std::min(plan.chunk, plan.rows - r0);
@@ -287,10 +289,12 @@ class FusedLogitFunction : public torch::autograd::Function<FusedLogitFunction> 
       if (want_main) grad_main.narrow(0, r0, n).copy_(at::matmul(dz_mm, weight));
       if (want_weight) {
         const auto rows = main.narrow(0, r0, n);
-        if (exact_acc)
+        if (exact_acc) {
           grad_weight.addmm_(dz_mm.t(), rows);
-        else
-          grad_weight.add_(at::matmul(dz_mm.t(), rows));
+        } else {
+          at::mm_out(product, dz_mm.t(), rows);
+          grad_weight.add_(product);
+        }
       }
     }
     if (grad_weight.defined()) grad_weight = grad_weight.to(weight.scalar_type());
