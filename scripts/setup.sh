@@ -9,7 +9,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   libtorch-dev libgloo-dev libopenblas0-pthread
   libyaml-cpp-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
-  libsentencepiece-dev libpcre2-dev
+  libsentencepiece-dev libpcre2-dev libicu-dev
   libgtest-dev libgmock-dev
 )
 
