@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "edgerazor/model/transformer.h"
+#include "edgerazor/text/tokenizer.h"
 
 namespace edgerazor::io {
 

@@ -1,0 +1,129 @@
+// Greedy / nucleus decoding with the KV cache, and windowed perplexity.
+#include "edgerazor/model/generation.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+
+#include "edgerazor/model/perplexity.h"
+
+namespace edgerazor::model {
+namespace {
+
+// splitmix64: small, seedable, identical on every platform.
+double next_uniform(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * (1.0 / 9007199254740992.0);  // [0, 1)
+}
+
+}  // namespace
+
+int64_t select_token(const at::Tensor& logits, const GenerationOptions& o, uint64_t& rng_state) {
+  const at::Tensor row = logits.to(at::kCPU, at::kDouble).contiguous();
+  if (o.greedy || o.temperature <= 0.0) return row.argmax().item<int64_t>();
+  const at::Tensor probs = at::softmax(row / o.temperature, 0);
+  const double* p = probs.data_ptr<double>();
+  const int64_t V = probs.size(0);
+  std::vector<int64_t> order(V);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [p](int64_t a, int64_t b) { return p[a] > p[b]; });
+  // Nucleus: the smallest prefix whose mass reaches top_p.
+  double mass = 0.0;
+  size_t keep = 0;
+  while (keep < order.size()) {
+    mass += p[order[keep++]];
+    if (mass >= o.top_p) break;
+  }
+  double r = next_uniform(rng_state) * mass;
+  for (size_t i = 0; i < keep; ++i) {
+    r -= p[order[i]];
+    if (r < 0) return order[i];
+  }
+  return order[keep - 1];
+}
+
+std::vector<int64_t> generate(CausalLMImpl& model, const std::vector<int64_t>& prompt, const GenerationOptions& o,
+                              const std::function<bool(int64_t)>& on_token) {
+  if (prompt.empty()) throw std::invalid_argument("generate: the prompt is empty (give at least BOS)");
+  at::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  const auto device = model.lm_head->weight.device();
+  uint64_t rng = o.seed;
+  KVCache cache;
+  ForwardOptions fo;
+  fo.cache = &cache;
+  std::vector<int64_t> out;
+  at::Tensor input = at::tensor(prompt, at::TensorOptions().dtype(at::kLong)).view({1, -1}).to(device);
+  for (int64_t step = 0; step < o.max_new_tokens; ++step) {
+    const at::Tensor logits = model.forward(input, fo).logits;  // (1, T, V)
+    const int64_t next = select_token(logits[0][-1], o, rng);
+    out.push_back(next);
+    if (on_token && !on_token(next)) break;
+    if (std::find(o.stop_ids.begin(), o.stop_ids.end(), next) != o.stop_ids.end()) break;
+    input = at::full({1, 1}, next, at::TensorOptions().dtype(at::kLong).device(device));
+  }
+  if (was_training) model.train();
+  return out;
+}
+
+PerplexityResult evaluate_perplexity(CausalLMImpl& model, const std::vector<int32_t>& tokens_in,
+                                     const PerplexityOptions& o) {
+  const int64_t prefix = o.bos_id ? 1 : 0;
+  if (o.seq_len < 2) throw std::invalid_argument("perplexity: seq_len must be at least 2");
+  std::vector<int32_t> tokens = tokens_in;
+  if (o.max_tokens > 0 && static_cast<int64_t>(tokens.size()) > o.max_tokens) tokens.resize(o.max_tokens);
+  // Window w holds stream tokens [w*step, w*step + step) after the optional BOS. Without BOS the
+  // first token of a window has no context and is not predicted.
+  const int64_t step = o.seq_len - prefix;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  std::vector<std::pair<int64_t, int64_t>> windows;  // (begin, length) in the stream
+  for (int64_t b = 0; b < n; b += step) {
+    const int64_t len = std::min(step, n - b);
+    if (len + prefix >= 2) windows.emplace_back(b, len);
+  }
+  at::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  const auto device = model.lm_head->weight.device();
+  double nll_sum = 0.0;
+  int64_t predicted = 0, done = 0;
+  for (size_t i = 0; i < windows.size();) {
+    // A batch of windows of equal length.
+    size_t j = i;
+    while (j < windows.size() && static_cast<int64_t>(j - i) < std::max<int64_t>(1, o.batch_size) &&
+           windows[j].second == windows[i].second)
+      ++j;
+    const int64_t B = static_cast<int64_t>(j - i), T = windows[i].second + prefix;
+    at::Tensor ids = at::empty({B, T}, at::kLong);
+    auto acc = ids.accessor<int64_t, 2>();
+    for (int64_t b = 0; b < B; ++b) {
+      if (prefix) acc[b][0] = *o.bos_id;
+      for (int64_t t = 0; t < windows[i + b].second; ++t) acc[b][t + prefix] = tokens[windows[i + b].first + t];
+    }
+    ids = ids.to(device);
+    const at::Tensor logits = model.forward(ids.narrow(1, 0, T - 1)).logits;    // (B, T-1, V)
+    const at::Tensor logp = at::log_softmax(logits.to(at::kFloat), -1);        // (B, T-1, V)
+    const at::Tensor target = ids.narrow(1, 1, T - 1).unsqueeze(-1);           // (B, T-1, 1)
+    nll_sum -= logp.gather(-1, target).to(at::kDouble).sum().item<double>();
+    predicted += B * (T - 1);
+    for (size_t k = i; k < j; ++k) done += windows[k].second;
+    if (o.progress) o.progress(done, n);
+    i = j;
+  }
+  if (was_training) model.train();
+  PerplexityResult r;
+  r.tokens = predicted;
+  r.windows = static_cast<int64_t>(windows.size());
+  r.mean_nll = predicted > 0 ? nll_sum / static_cast<double>(predicted) : 0.0;
+  r.perplexity = std::exp(r.mean_nll);
+  return r;
+}
+
+}  // namespace edgerazor::model

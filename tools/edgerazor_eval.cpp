@@ -1,0 +1,106 @@
+// edgerazor-eval: perplexity of a model folder on a text (or pre-tokenized) file.
+//
+//   edgerazor-eval MODEL_DIR --text valid.txt [--seq-len N] [--max-tokens N] [--batch-size B]
+//   edgerazor-eval MODEL_DIR --tokens valid.bin          # from `edgerazor-data encode`
+//
+// The text is tokenized as one document, cut into windows of seq_len tokens that each start
+// with BOS; the mean NLL per predicted token (nats) and its exp are printed as one JSON line on
+// stdout, with a progress bar on stderr.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "edgerazor/core/cli.h"
+#include "edgerazor/core/error.h"
+#include "edgerazor/io/hf_model.h"
+#include "edgerazor/io/model_tokenizer.h"
+#include "edgerazor/io/token_file.h"
+#include "edgerazor/model/perplexity.h"
+#include "edgerazor/runtime/runtime.h"
+
+int main(int argc, char** argv) {
+  return edgerazor::cli::run("edgerazor-eval", [&] {
+    std::string model_dir, text_file, tokens_file, dtype = "float32", device = "cpu";
+    int64_t seq_len = 0, max_tokens = 0, batch_size = 4;
+    bool no_bos = false, quiet = false;
+    int threads = 0;
+    CLI::App app{"edgerazor-eval: perplexity (mean NLL per token) of a model folder"};
+    app.add_option("model_dir", model_dir, "model folder (config.json + safetensors + tokenizer)")->required();
+    auto* text = app.add_option("--text,--data", text_file, "text file, tokenized as one document");
+    auto* tokens = app.add_option("--tokens", tokens_file, "token file from edgerazor-data encode");
+    app.add_option("--seq-len", seq_len, "window length in tokens, BOS included (default: min(512, max positions))")
+        ->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
+    app.add_option("--max-tokens", max_tokens, "evaluate only the first N tokens")->check(CLI::NonNegativeNumber);
+    app.add_option("--batch-size", batch_size, "windows per forward pass")->check(CLI::PositiveNumber);
+    app.add_flag("--no-bos", no_bos, "do not start windows with BOS");
+    app.add_flag("--quiet", quiet, "no progress bar");
+    app.add_option("--dtype", dtype, "float32 or bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}));
+    app.add_option("--device", device, "cpu or cuda");
+    app.add_option("--threads", threads, "intra-op threads (default: all cores)");
+    text->excludes(tokens);
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::Success& e) {
+      return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+      throw edgerazor::ConfigError("", 0, 0, "", e.what());
+    }
+    if (text_file.empty() && tokens_file.empty()) throw edgerazor::ConfigError("", 0, 0, "", "give --text FILE or --tokens FILE");
+    if (threads > 0) edgerazor::runtime::set_threads(threads);
+
+    edgerazor::io::LoadOptions lo;
+    lo.dtype = dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
+    lo.device = at::Device(device);
+    auto model = edgerazor::io::load_pretrained(model_dir, lo);
+    std::unique_ptr<edgerazor::text::Tokenizer> tokenizer;
+    std::vector<int32_t> ids;
+    if (!tokens_file.empty()) {
+      ids = edgerazor::io::read_token_file(tokens_file);
+    } else {
+      std::ifstream in(text_file, std::ios::binary);
+      if (!in) throw edgerazor::FormatError(text_file, "cannot open text file");
+      std::stringstream ss;
+      ss << in.rdbuf();
+      tokenizer = edgerazor::io::load_model_tokenizer(model_dir);
+      ids = tokenizer->encode(ss.str());
+    }
+    const int64_t V = model->config.vocab_size;
+    for (size_t i = 0; i < ids.size(); ++i)
+      if (ids[i] < 0 || ids[i] >= V)
+        throw edgerazor::FormatError(tokens_file.empty() ? text_file : tokens_file,
+                                     "token " + std::to_string(i) + " = " + std::to_string(ids[i]) +
+                                         " is outside the model's vocabulary (" + std::to_string(V) + ")");
+
+    edgerazor::model::PerplexityOptions po;
+    po.seq_len = seq_len > 0 ? seq_len : std::min<int64_t>(512, model->config.max_position_embeddings);
+    po.max_tokens = max_tokens;
+    po.batch_size = batch_size;
+    if (!no_bos) {
+      if (tokenizer && tokenizer->bos_id()) po.bos_id = *tokenizer->bos_id();
+      else if (model->config.bos_token_id) po.bos_id = static_cast<int32_t>(*model->config.bos_token_id);
+    }
+    if (!quiet)
+      po.progress = [](int64_t done, int64_t total) {
+        const int width = 30;
+        const int filled = total ? static_cast<int>(width * done / total) : width;
+        std::fprintf(stderr, "\r[%s%s] %lld/%lld tokens", std::string(filled, '=').c_str(),
+                     std::string(width - filled, ' ').c_str(), static_cast<long long>(done), static_cast<long long>(total));
+        std::fflush(stderr);
+      };
+    const auto r = edgerazor::model::evaluate_perplexity(*model, ids, po);
+    if (!quiet) std::fprintf(stderr, "\n");
+    const nlohmann::json result = {{"model", model_dir},
+                                   {"data", tokens_file.empty() ? text_file : tokens_file},
+                                   {"seq_len", po.seq_len},
+                                   {"bos", po.bos_id.has_value()},
+                                   {"windows", r.windows},
+                                   {"tokens", r.tokens},
+                                   {"mean_nll", r.mean_nll},
+                                   {"perplexity", r.perplexity}};
+    std::printf("%s\n", result.dump().c_str());
+    return 0;
+  });
+}
