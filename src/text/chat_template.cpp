@@ -63,6 +63,15 @@ ChatTemplate::ChatTemplate(std::string source, std::string bos_token, std::strin
       compiled_(std::make_shared<jinja::Template>(source_)) {}
 
 ChatTemplate ChatTemplate::from_model_dir(const std::string& model_dir) {
+  std::optional<ChatTemplate> found = find_in_model_dir(model_dir);
+  if (!found)
+    throw FormatError(model_dir + "/tokenizer_config.json",
+                      "chat_template: this model folder has no chat template (tokenizer_config.json "
+                      "chat_template or chat_template.jinja)");
+  return std::move(*found);
+}
+
+std::optional<ChatTemplate> ChatTemplate::find_in_model_dir(const std::string& model_dir) {
   const std::string config_path = model_dir + "/tokenizer_config.json";
   nlohmann::json config = nlohmann::json::object();
   std::string text;
@@ -84,9 +93,7 @@ ChatTemplate ChatTemplate::from_model_dir(const std::string& model_dir) {
           source = t["template"].get<std::string>();
     }
   }
-  if (source.empty())
-    throw FormatError(config_path, "chat_template: this model folder has no chat template (tokenizer_config.json "
-                                   "chat_template or chat_template.jinja)");
+  if (source.empty()) return std::nullopt;
   ChatTemplate result(source, token_name(config, "bos_token"), token_name(config, "eos_token"));
   result.pad_token_ = token_name(config, "pad_token");
   result.unk_token_ = token_name(config, "unk_token");

@@ -7,6 +7,7 @@
 #include "bpe_internal.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/text/bpe_tokenizer.h"
+#include "edgerazor/text/chat_template.h"
 
 namespace edgerazor::text {
 namespace {
@@ -41,6 +42,11 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
   }
   if (is_file(sp)) return load_sentencepiece_model(sp);
   throw FormatError(model_dir, "no tokenizer: neither tokenizer.json nor tokenizer.model is in this folder");
+}
+
+std::string load_chat_template_source(const std::string& model_dir) {
+  const std::optional<ChatTemplate> found = ChatTemplate::find_in_model_dir(model_dir);
+  return found ? found->source() : std::string();
 }
 
 }  // namespace edgerazor::text

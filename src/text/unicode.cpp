@@ -1,16 +1,10 @@
 // UTF-8 helpers, ICU-backed normalization with alignment, and the byte-level alphabet.
 #include "edgerazor/text/unicode.h"
 
-#include <mutex>
 #include <stdexcept>
 
-#if __has_include(<unicode/unorm2.h>)
+#if defined(EDGERAZOR_HAVE_ICU)  // the build links icu-uc
 #include <unicode/unorm2.h>  // defines: UNormalizer2, unorm2_get*Instance, unorm2_normalize
-#include <unicode/uvernum.h>  // defines: U_ICU_VERSION_MAJOR_NUM (symbol suffix)
-#define ER_HAVE_ICU_HEADERS 1
-#if !defined(EDGERAZOR_HAVE_ICU)
-#include <dlfcn.h>  // defines: dlopen, dlsym (ICU is loaded at run time when not linked)
-#endif
 #endif
 
 namespace edgerazor::text {
@@ -104,53 +98,11 @@ std::string sanitize_utf8(std::string_view s) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Normalization through ICU. Linked directly when the build defines EDGERAZOR_HAVE_ICU (with
-// icu-uc on the link line); otherwise the same functions are looked up in the ICU shared library
-// of the version whose headers we compiled against.
+// Normalization through ICU (linked when the build defines EDGERAZOR_HAVE_ICU).
 
 namespace {
 
-#if defined(ER_HAVE_ICU_HEADERS)
-using GetInstanceFn = const UNormalizer2* (*)(UErrorCode*);
-using NormalizeFn = int32_t (*)(const UNormalizer2*, const UChar*, int32_t, UChar*, int32_t,
-                                UErrorCode*);
-
-struct IcuApi {
-  GetInstanceFn get_instance[4] = {nullptr, nullptr, nullptr, nullptr};  // NFC, NFD, NFKC, NFKD
-  NormalizeFn normalize = nullptr;
-  bool ok = false;
-};
-
-#define ER_STRINGIFY_INNER(x) #x
-#define ER_STRINGIFY(x) ER_STRINGIFY_INNER(x)
-
-const IcuApi& icu_api() {
-  static IcuApi api;
-  static std::once_flag once;
-  std::call_once(once, [] {
 #if defined(EDGERAZOR_HAVE_ICU)
-    api.get_instance[0] = &unorm2_getNFCInstance;
-    api.get_instance[1] = &unorm2_getNFDInstance;
-    api.get_instance[2] = &unorm2_getNFKCInstance;
-    api.get_instance[3] = &unorm2_getNFKDInstance;
-    api.normalize = &unorm2_normalize;
-#else
-    void* lib = dlopen("libicuuc.so." ER_STRINGIFY(U_ICU_VERSION_MAJOR_NUM), RTLD_NOW | RTLD_LOCAL);
-    if (!lib) lib = dlopen("libicuuc.so", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) return;
-    // The header's renaming macros turn each name into its versioned symbol (e.g. _72).
-    api.get_instance[0] = reinterpret_cast<GetInstanceFn>(dlsym(lib, ER_STRINGIFY(unorm2_getNFCInstance)));
-    api.get_instance[1] = reinterpret_cast<GetInstanceFn>(dlsym(lib, ER_STRINGIFY(unorm2_getNFDInstance)));
-    api.get_instance[2] = reinterpret_cast<GetInstanceFn>(dlsym(lib, ER_STRINGIFY(unorm2_getNFKCInstance)));
-    api.get_instance[3] = reinterpret_cast<GetInstanceFn>(dlsym(lib, ER_STRINGIFY(unorm2_getNFKDInstance)));
-    api.normalize = reinterpret_cast<NormalizeFn>(dlsym(lib, ER_STRINGIFY(unorm2_normalize)));
-#endif
-    api.ok = api.normalize != nullptr;
-    for (auto* f : api.get_instance) api.ok = api.ok && f != nullptr;
-  });
-  return api;
-}
-
 std::u16string to_utf16(std::string_view s) {
   std::u16string out;
   out.reserve(s.size());
@@ -182,19 +134,17 @@ std::string from_utf16(const std::u16string& s) {
 }
 
 std::string icu_normalize(std::string_view s, NormalizationForm form) {
-  const IcuApi& api = icu_api();
-  if (!api.ok) {
-    throw std::runtime_error(
-        "Unicode normalization needs ICU (libicuuc), which could not be loaded; install libicu");
-  }
   UErrorCode status = U_ZERO_ERROR;
-  const UNormalizer2* normalizer = api.get_instance[static_cast<int>(form)](&status);
+  const UNormalizer2* normalizer = form == NormalizationForm::kNFC    ? unorm2_getNFCInstance(&status)
+                                   : form == NormalizationForm::kNFD  ? unorm2_getNFDInstance(&status)
+                                   : form == NormalizationForm::kNFKC ? unorm2_getNFKCInstance(&status)
+                                                                      : unorm2_getNFKDInstance(&status);
   if (U_FAILURE(status)) throw std::runtime_error("ICU: cannot get a normalizer instance");
   const std::u16string in = to_utf16(s);
   std::u16string out(in.size() * 3 + 16, u'\0');
   for (int attempt = 0; attempt < 2; ++attempt) {
     status = U_ZERO_ERROR;
-    const int32_t n = api.normalize(normalizer, reinterpret_cast<const UChar*>(in.data()),
+    const int32_t n = unorm2_normalize(normalizer, reinterpret_cast<const UChar*>(in.data()),
                                     static_cast<int32_t>(in.size()),
                                     reinterpret_cast<UChar*>(out.data()),
                                     static_cast<int32_t>(out.size()), &status);
@@ -230,8 +180,8 @@ void append_identity(std::string& out, std::vector<uint32_t>* alignment, std::st
 }  // namespace
 
 bool unicode_normalization_available() {
-#if defined(ER_HAVE_ICU_HEADERS)
-  return icu_api().ok;
+#if defined(EDGERAZOR_HAVE_ICU)
+  return true;
 #else
   return false;
 #endif

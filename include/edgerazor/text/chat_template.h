@@ -5,15 +5,17 @@
 //
 // Assistant spans: when the template has {% generation %} blocks, exactly their output (as
 // transformers' return_assistant_tokens_mask). Otherwise each message's content is located in
-// the rendered text in conversation order (as written, stripped, or, for Qwen3-style templates,
-// the part after </think>); an assistant span covers that content plus the end-of-turn eos_token
-// right after it (spaces between allowed). Template scaffolding such as "<|im_start|>assistant\n"
-// and Qwen3's empty "<think>\n\n</think>\n\n" block is not labelled.
+// the rendered text in conversation order, trying it as written (so a <think> block the message
+// carries and the template prints is labelled with the reply), stripped, then, for Qwen3-style
+// templates, the part after </think>; an assistant span covers that content plus the
+// end-of-turn eos_token right after it (spaces between allowed). Template scaffolding such as
+// "<|im_start|>assistant\n" and Qwen3's empty "<think>\n\n</think>\n\n" is not labelled.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,6 +45,8 @@ class ChatTemplate {
   // chat_template (string or the "default" entry of a list); bos/eos/pad/unk names from
   // tokenizer_config.json. FormatError naming the file when there is no template.
   static ChatTemplate from_model_dir(const std::string& model_dir);
+  // The same, or nullopt when the folder has no template (a malformed file still throws).
+  static std::optional<ChatTemplate> find_in_model_dir(const std::string& model_dir);
 
   const std::string& source() const { return source_; }
   const std::string& bos_token() const { return bos_token_; }

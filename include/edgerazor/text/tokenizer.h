@@ -45,4 +45,9 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& tokenizer_json);
 // the folder when neither exists.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
 
+// The Jinja chat template of a model folder (chat_template.jinja, else tokenizer_config.json's
+// chat_template), or "" when it has none. Parses it, so a broken template throws
+// jinja::TemplateError here. Rendering: edgerazor/text/chat_template.h.
+std::string load_chat_template_source(const std::string& model_dir);
+
 }  // namespace edgerazor::text

@@ -27,10 +27,10 @@ enum class NormalizationForm { kNFC, kNFD, kNFKC, kNFKD };
 // Normalizes valid UTF-8 text. When alignment is given it receives, for every byte of the result
 // plus one past the end, the byte offset in `s` it came from (exact where normalization left the
 // text alone, the start of the changed run of characters elsewhere). Throws std::runtime_error
-// if text needing normalization is met and ICU cannot be loaded.
+// if text needing normalization is met in a build without ICU.
 std::string unicode_normalize(std::string_view s, NormalizationForm form,
                               std::vector<uint32_t>* alignment = nullptr);
-// Whether ICU normalization is available in this process (false only on systems without ICU).
+// Whether this build has ICU normalization (EDGERAZOR_HAVE_ICU).
 bool unicode_normalization_available();
 
 // GPT-2 byte-level alphabet: bytes 33-126, 161-172, 174-255 map to themselves, the other 68
