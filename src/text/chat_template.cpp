@@ -175,7 +175,12 @@ RenderedChat render_chat(const ChatTemplate& chat_template, const std::vector<Ch
       while (k < text.size() && (text[k] == ' ' || text[k] == '\t')) ++k;
       if (text.compare(k, eos.size(), eos) == 0) end = k + eos.size();
     }
-    if (assistant) chat.assistant_spans.push_back(TextSpan{found, end});
+    if (assistant) {
+      // Leading newlines of a reply sit next to template newlines ("</think>\n\n"); leave them out.
+      size_t begin = found;
+      while (begin < end && (text[begin] == '\n' || text[begin] == '\r')) ++begin;
+      chat.assistant_spans.push_back(TextSpan{begin, end});
+    }
     cursor = end;
   }
   return chat;

@@ -78,6 +78,14 @@ TEST(ChatQwen3, OnlyTheTurnAfterTheLastQueryGetsAThinkBlock) {
   EXPECT_EQ(span_text(chat, 1), "<think>\nwhy\n</think>\n\nd<|im_end|>");
 }
 
+TEST(ChatQwen3, LstripKeepsPythonSemantics) {
+  // Qwen3 renders content.lstrip('\n'): Python strips newlines only, so the indent stays.
+  // (@huggingface/jinja 0.5.11 would strip the spaces too.)
+  const RenderedChat chat = render_chat(qwen_chat(), {{"user", "q"}, {"assistant", "\n\n  indented"}}, false);
+  EXPECT_EQ(chat.text, "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n  indented<|im_end|>\n");
+  EXPECT_EQ(span_text(chat, 0), "  indented<|im_end|>");
+}
+
 TEST(ChatQwen3, LabelsCoverExactlyTheAssistantTokens) {
   const RenderedChat chat =
       render_chat(qwen_chat(), {{"system", "Be kind."}, {"user", "Hi there"}, {"assistant", "Hello! How are you?"}}, false);

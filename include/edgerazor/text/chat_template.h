@@ -8,8 +8,9 @@
 // the rendered text in conversation order, trying it as written (so a <think> block the message
 // carries and the template prints is labelled with the reply), stripped, then, for Qwen3-style
 // templates, the part after </think>; an assistant span covers that content plus the
-// end-of-turn eos_token right after it (spaces between allowed). Template scaffolding such as
-// "<|im_start|>assistant\n" and Qwen3's empty "<think>\n\n</think>\n\n" is not labelled.
+// end-of-turn eos_token right after it (spaces between allowed), less leading newlines.
+// Template scaffolding such as "<|im_start|>assistant\n" and Qwen3's empty
+// "<think>\n\n</think>\n\n" is not labelled.
 #pragma once
 
 #include <cstddef>
