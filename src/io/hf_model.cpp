@@ -67,7 +67,7 @@ void load_weights(model::CausalLMImpl& m, const std::string& checkpoint_path) {
   for (auto& [name, param] : checkpoint_tensors(m)) {
     const auto located = ckpt.find(name);
     if (!located)
-      throw FormatError(checkpoint_path, "tensor '" + name + "' is missing from the checkpoint (architecture " +
+      throw FormatError(ckpt.files().size() == 1 ? ckpt.files()[0]->path() : checkpoint_path, "tensor '" + name + "' is missing from the checkpoint (architecture " +
                                              model::architecture_name(m.config.architecture) + ")");
     const at::Tensor src = tensor_view(*located->file, *located->entry);
     if (!src.sizes().equals(param.sizes()))
