@@ -1,0 +1,88 @@
+// The model zoo under quant::inject(): A8 on every Linear, KV8 on the attention modules found
+// through the kv_cache key, and both still applied in gradient-checkpointed recomputation and
+// with the KV cache.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "edgerazor/config/quant_presets.h"
+#include "edgerazor/model/transformer.h"
+#include "edgerazor/quant/hooks.h"
+#include "edgerazor/quant/inject.h"
+#include "edgerazor/quant/module_types.h"
+#include "edgerazor/quant/weight_quantizer.h"
+
+namespace {
+using namespace edgerazor::model;
+
+ModelConfig quantizable_config() {  // every in_features a multiple of the 64-wide blocks
+  ModelConfig c;
+  c.architecture = Architecture::kQwen3;
+  c.vocab_size = 128;
+  c.hidden_size = 64;
+  c.intermediate_size = 128;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 2;
+  c.num_key_value_heads = 1;
+  c.head_dim = 64;
+  c.qk_norm = true;
+  c.tie_word_embeddings = true;
+  c.rope_theta = 1e6;
+  return c;
+}
+
+TEST(QuantIntegration, InjectFindsEveryLinearAndAttention) {
+  at::manual_seed(11);
+  CausalLM model(quantizable_config());
+  const at::Tensor ids = at::randint(0, 128, {2, 10}, at::kLong);
+  at::Tensor plain;
+  {
+    at::NoGradGuard g;
+    plain = model->forward(ids).logits;
+  }
+  auto layer0 = model->model->layers[0]->as<DecoderLayerImpl>();
+  EXPECT_TRUE(edgerazor::quant::is_attention(*layer0->self_attn));
+  const auto report = edgerazor::quant::inject(*model, edgerazor::config::preset("w1.58a8kv8_mobilellm"));
+  EXPECT_EQ(report.kv_modules.size(), 2u);
+  EXPECT_GE(report.rows.size(), 14u);  // 7 Linears per layer
+  EXPECT_TRUE(edgerazor::quant::has_kv_quantizer(*layer0->self_attn));
+
+  at::NoGradGuard g;
+  edgerazor::quant::QuantizedWeightsScope scope(*model);
+  const at::Tensor quantized = model->forward(ids).logits;
+  EXPECT_FALSE(at::allclose(quantized, plain, 1e-3, 1e-3));
+  EXPECT_TRUE(at::isfinite(quantized).all().item<bool>());
+
+  // KV8 keys/values are per (token, head) blocks, so the cache gives the same logits.
+  KVCache cache;
+  ForwardOptions fo;
+  fo.cache = &cache;
+  const at::Tensor a = model->forward(ids.narrow(1, 0, 6), fo).logits;
+  const at::Tensor b = model->forward(ids.narrow(1, 6, 4), fo).logits;
+  EXPECT_TRUE(at::allclose(at::cat({a, b}, 1), quantized, 1e-4, 1e-4));
+}
+
+TEST(QuantIntegration, CheckpointingKeepsA8AndKv8InRecomputation) {
+  at::manual_seed(12);
+  CausalLM model(quantizable_config());
+  edgerazor::quant::inject(*model, edgerazor::config::preset("w1.58a8kv8_mobilellm"));
+  const at::Tensor ids = at::randint(0, 128, {2, 12}, at::kLong);
+  auto grads = [&](bool checkpointing) {
+    model->zero_grad();
+    model->set_gradient_checkpointing(checkpointing);
+    model->train();
+    edgerazor::quant::QuantizedWeightsScope scope(*model);  // backward runs inside the scope
+    const at::Tensor logits = model->forward(ids).logits;
+    at::cross_entropy_loss(logits.reshape({-1, 128}), ids.reshape({-1})).backward();
+    std::vector<at::Tensor> g;
+    for (const auto& p : model->parameters()) g.push_back(p.grad().defined() ? p.grad().clone() : at::Tensor());
+    return g;
+  };
+  const auto plain = grads(false), recomputed = grads(true);
+  ASSERT_EQ(plain.size(), recomputed.size());
+  for (size_t i = 0; i < plain.size(); ++i) {
+    ASSERT_EQ(plain[i].defined(), recomputed[i].defined()) << i;
+    if (plain[i].defined()) EXPECT_TRUE(at::allclose(plain[i], recomputed[i], 1e-4, 1e-5)) << i;
+  }
+}
+
+}  // namespace
