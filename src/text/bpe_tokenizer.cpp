@@ -5,6 +5,7 @@
 #include <cstring>
 #include <mutex>
 #include <queue>
+#include <stdexcept>
 
 #include "bpe_internal.h"
 
@@ -134,7 +135,12 @@ void split_piece(const Piece& piece, const PreTokenizerStep& step, pcre2_match_d
   size_t pos = 0, last = 0;
   while (pos <= piece.size) {
     const int rc = pcre2_match(step.regex.get(), subject, piece.size, pos, PCRE2_NO_UTF_CHECK, md, nullptr);
-    if (rc < 0) break;
+    if (rc == PCRE2_ERROR_NOMATCH) break;
+    if (rc < 0) {  // e.g. a match limit: never tokenize silently differently
+      PCRE2_UCHAR message[256];
+      pcre2_get_error_message(rc, message, sizeof(message));
+      throw std::runtime_error(std::string("pre-tokenizer regex failed: ") + reinterpret_cast<const char*>(message));
+    }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     const size_t mb = ov[0], me = ov[1];
     if (me == mb) {  // empty match: step one character
