@@ -68,7 +68,8 @@ at::Tensor causal_mask(int64_t T, int64_t S, const at::TensorOptions& options) {
 at::Tensor attend(const at::Tensor& q /*(B,H,T,D)*/, const at::Tensor& k /*(B,H,S,D)*/, const at::Tensor& v,
                   const LayerContext& ctx) {
 #if TORCH_VERSION_MAJOR >= 2
-  return at::scaled_dot_product_attention(q, k, v, ctx.mask, 0.0, ctx.is_causal);
+  const c10::optional<at::Tensor> mask = ctx.mask.defined() ? c10::optional<at::Tensor>(ctx.mask) : c10::nullopt;
+  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, ctx.is_causal);
 #else
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * scale;  // (B, H, T, S)
