@@ -13,12 +13,14 @@
 #include <fstream>
 #include <sstream>
 
+#include "edgerazor/config/quant_presets.h"
 #include "edgerazor/core/cli.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/io/hf_model.h"
 #include "edgerazor/io/model_tokenizer.h"
 #include "edgerazor/io/token_file.h"
 #include "edgerazor/model/perplexity.h"
+#include "edgerazor/quant/inject.h"
 #include "edgerazor/runtime/runtime.h"
 
 int main(int argc, char** argv) {
@@ -40,6 +42,8 @@ int main(int argc, char** argv) {
     app.add_option("--dtype", dtype, "float32 or bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}));
     app.add_option("--device", device, "cpu or cuda");
     app.add_option("--threads", threads, "intra-op threads (default: all cores)");
+    std::string quant;
+    app.add_option("--quant", quant, "post-training quantize first (PTQ baseline): a preset name or a quantization YAML");
     text->excludes(tokens);
     try {
       app.parse(argc, argv);
@@ -55,6 +59,10 @@ int main(int argc, char** argv) {
     lo.dtype = dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
     lo.device = at::Device(device);
     auto model = edgerazor::io::load_pretrained(model_dir, lo);
+    if (!quant.empty()) {
+      const auto report = edgerazor::quant::quantize_for_inference(*model, edgerazor::config::quant_config_from_arg(quant));
+      if (!quiet) std::fprintf(stderr, "%s", report.to_text().c_str());
+    }
     std::unique_ptr<edgerazor::text::Tokenizer> tokenizer;
     std::vector<int32_t> ids;
     if (!tokens_file.empty()) {
@@ -99,7 +107,8 @@ int main(int argc, char** argv) {
                                    {"windows", r.windows},
                                    {"tokens", r.tokens},
                                    {"mean_nll", r.mean_nll},
-                                   {"perplexity", r.perplexity}};
+                                   {"perplexity", r.perplexity},
+                                   {"quant", quant}};
     std::printf("%s\n", result.dump().c_str());
     return 0;
   });

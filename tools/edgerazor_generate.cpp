@@ -4,6 +4,8 @@
 //                      [--temperature T --top-p P --seed S] [--greedy]
 //   edgerazor-generate MODEL_DIR --prompt-ids 1 --greedy --print-ids      # exact token work
 //   edgerazor-generate MODEL_DIR --prompts prompts.jsonl --out generated.jsonl   # batch, resumable
+//   edgerazor-generate MODEL_DIR --quant w1.58a8kv8 --prompt "..."   # post-training quantized
+//   edgerazor-generate QWEN_DIR --chat --prompt "Hi" [--system "..."]   # model's chat template
 //
 // Batch mode reads one JSON object per line with "prompt" (and optionally "id"), and appends
 // {"prompt", "response"[, "id"]} lines; prompts already in the output are skipped, so an
@@ -19,11 +21,14 @@
 #include <set>
 #include <sstream>
 
+#include "edgerazor/config/quant_presets.h"
 #include "edgerazor/core/cli.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/io/hf_model.h"
 #include "edgerazor/io/model_tokenizer.h"
 #include "edgerazor/model/generation.h"
+#include "edgerazor/quant/inject.h"
+#include "edgerazor/text/chat_template.h"
 #include "edgerazor/runtime/runtime.h"
 
 namespace {
@@ -33,6 +38,8 @@ using nlohmann::json;
 
 struct Args {
   std::string model_dir, prompt, prompt_ids, prompts_file, out_file, dtype = "float32", device = "cpu";
+  std::string quant, system_prompt;
+  bool chat = false;
   int64_t max_new_tokens = 128;
   double temperature = 0.8, top_p = 0.95;
   uint64_t seed = 0;
@@ -69,9 +76,19 @@ struct Session {
   std::unique_ptr<edgerazor::text::Tokenizer> tokenizer;
   edgerazor::model::GenerationOptions gen;
   bool add_bos = true;
+  std::optional<edgerazor::text::ChatTemplate> chat;  // set: prompts are user turns of a chat
+  std::string system_prompt;
 
   std::vector<int64_t> encode_prompt(const std::string& text) const {
     std::vector<int64_t> ids;
+    if (chat) {  // the template writes any BOS itself
+      std::vector<edgerazor::text::ChatMessage> messages;
+      if (!system_prompt.empty()) messages.push_back({"system", system_prompt});
+      messages.push_back({"user", text});
+      const auto rendered = edgerazor::text::render_chat(*chat, messages, /*add_generation_prompt=*/true);
+      for (int32_t id : tokenizer->encode(rendered.text)) ids.push_back(id);
+      return ids;
+    }
     if (add_bos && tokenizer->add_bos_by_default() && tokenizer->bos_id()) ids.push_back(*tokenizer->bos_id());
     for (int32_t id : tokenizer->encode(text)) ids.push_back(id);
     return ids;
@@ -185,6 +202,9 @@ int main(int argc, char** argv) {
     app.add_option("--dtype", a.dtype, "float32 or bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}));
     app.add_option("--device", a.device, "cpu or cuda");
     app.add_option("--threads", a.threads, "intra-op threads (default: all cores)");
+    app.add_option("--quant", a.quant, "post-training quantize first: a preset name or a quantization YAML");
+    app.add_flag("--chat", a.chat, "wrap each prompt as a user turn with the model's chat template");
+    app.add_option("--system", a.system_prompt, "system message for --chat");
     prompt->excludes(prompt_ids)->excludes(prompts);
     prompt_ids->excludes(prompts);
     try {
@@ -204,6 +224,15 @@ int main(int argc, char** argv) {
     lo.dtype = a.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
     lo.device = at::Device(a.device);
     s.model = edgerazor::io::load_pretrained(a.model_dir, lo);
+    if (!a.quant.empty()) {
+      const auto report = edgerazor::quant::quantize_for_inference(*s.model, edgerazor::config::quant_config_from_arg(a.quant));
+      std::fprintf(stderr, "%s", report.to_text().c_str());
+    }
+    if (a.chat) {
+      if (!a.prompt_ids.empty()) throw ConfigError("", 0, 0, "--chat", "works with text prompts, not --prompt-ids");
+      s.chat = edgerazor::text::ChatTemplate::from_model_dir(a.model_dir);
+      s.system_prompt = a.system_prompt;
+    }
     s.gen.max_new_tokens = a.max_new_tokens;
     s.gen.greedy = a.greedy;
     s.gen.temperature = a.temperature;

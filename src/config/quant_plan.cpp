@@ -167,6 +167,8 @@ QuantPlan plan_quantization(const std::vector<ModuleInfo>& modules, const QuantC
         ++override_hits[i];
       }
     }
+    // A8 quantizes the inputs of Linear/Conv layers; an embedding's input is token ids (§4.2).
+    if (m.type_key == "embedding") entry.settings.activation_function.clear();
     const std::string at = where + " (module '" + m.name + "')";
     validate(entry.settings, at);
     check_blocks(entry, where);

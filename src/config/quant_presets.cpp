@@ -1,5 +1,6 @@
 #include "edgerazor/config/quant_presets.h"
 
+#include <fstream>
 #include <map>
 
 #include "edgerazor/config/quant_functions.h"
@@ -135,6 +136,19 @@ std::string canonical_preset_name(const std::string& name) {
     out.push_back(c);
   }
   return out;
+}
+
+QuantConfig quant_config_from_arg(const std::string& preset_or_path) {
+  if (is_preset(preset_or_path)) return preset(preset_or_path);
+  std::ifstream probe(preset_or_path);
+  if (!probe)
+    throw ConfigError("'" + preset_or_path + "' is neither a quantization preset nor a readable config file (presets: " +
+                      [] {
+                        std::string known;
+                        for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
+                        return known;
+                      }() + ")");
+  return load_quant_config_file(preset_or_path);
 }
 
 bool is_preset(const std::string& name) { return presets().count(canonical_preset_name(name)) > 0; }

@@ -113,4 +113,12 @@ config::CoverageReport coverage_report(const torch::nn::Module& model) {
   return config::make_report(plan, count_parameters(model));
 }
 
+config::CoverageReport quantize_for_inference(torch::nn::Module& model, const config::QuantConfig& config,
+                                              const InjectOptions& options) {
+  config::CoverageReport report = inject(model, config, options);
+  model.eval();
+  apply_quantized_weights(model);
+  return report;
+}
+
 }  // namespace edgerazor::quant

@@ -17,6 +17,7 @@
 #include "edgerazor/io/model_tokenizer.h"
 #include "edgerazor/io/token_file.h"
 #include "edgerazor/model/perplexity.h"
+#include "edgerazor/model/transformer.h"
 #include "edgerazor/text/sentencepiece_model.h"
 
 namespace {
@@ -233,6 +234,61 @@ TEST_F(ToolsTest, BadInputsGiveClearErrors) {
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.err, HasSubstr("bad.bin"));
   expect_no_tmp();
+}
+
+
+// Post-training quantization through --quant: the PTQ baseline every QAD run is compared with.
+TEST_F(ToolsTest, QuantFlagRunsPostTrainingQuantization) {
+  const fs::path q = dir_ / "q.yaml";
+  std::ofstream(q) << "quantization:\n  preset: w1.58a8kv8\n  function: {w_block_size: 4, a_block_size: 4, kv_block_size: 8}\n";
+  const std::string eval = kBin + "/edgerazor-eval " + kStories + " --text " + kValid + " --max-tokens 512 --seq-len 129 --quiet";
+  const Result fp = run(eval);
+  const Result ptq = run(eval + " --quant " + q.string());
+  ASSERT_EQ(fp.code, 0) << fp.err;
+  ASSERT_EQ(ptq.code, 0) << ptq.err;
+  const auto fp_nll = nlohmann::json::parse(fp.out)["mean_nll"].get<double>();
+  const auto ptq_nll = nlohmann::json::parse(ptq.out)["mean_nll"].get<double>();
+  EXPECT_GT(ptq_nll, fp_nll + 1.0);  // ternary without training hurts a 260K-parameter model a lot
+  EXPECT_EQ(nlohmann::json::parse(ptq.out)["quant"], q.string());
+
+  const Result gen = run(kBin + "/edgerazor-generate " + kStories + " --prompt-ids 1 --greedy --max-new-tokens 8 --print-ids --quant " + q.string());
+  ASSERT_EQ(gen.code, 0) << gen.err;
+  EXPECT_THAT(gen.err, HasSubstr("ternary linear B=4 +A"));
+  EXPECT_THAT(gen.err, HasSubstr("KV cache: state_quant_uniform_symmetric_absmax_per_block_int8 (block 8) on 5"));
+
+  const Result bad = run(kBin + "/edgerazor-generate " + kStories + " --prompt x --quant w1.58a8kv8");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("w_block_size 256 does not divide the row length 64"));
+  const Result unknown = run(kBin + "/edgerazor-eval " + kStories + " --text " + kValid + " --quant w3a8");
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_THAT(unknown.err, HasSubstr("neither a quantization preset nor a readable config file"));
+}
+
+// --chat renders the prompt with the model's own template (a tiny Qwen3 with the real tokenizer).
+TEST_F(ToolsTest, GenerateChatUsesTheModelsTemplate) {
+  edgerazor::model::ModelConfig c;
+  c.architecture = edgerazor::model::Architecture::kQwen3;
+  c.vocab_size = 151936;
+  c.hidden_size = 8;
+  c.intermediate_size = 16;
+  c.num_hidden_layers = 1;
+  c.num_attention_heads = 2;
+  c.num_key_value_heads = 1;
+  c.head_dim = 4;
+  c.qk_norm = true;
+  c.tie_word_embeddings = true;
+  c.eos_token_ids = {151645};
+  edgerazor::model::CausalLM model(c);
+  const fs::path qwen = dir_ / "qwen3-tiny";
+  edgerazor::io::save_pretrained(*model, qwen.string());
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(kData + "/models/qwen3-tokenizer/" + f, qwen / f);
+  const Result r = run(kBin + "/edgerazor-generate " + qwen.string() + " --chat --prompt 'Hi there' --greedy --max-new-tokens 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n", 0), 0u) << r.out;
+  const Result none = run(kBin + "/edgerazor-generate " + kStories + " --chat --prompt 'Hi'");
+  EXPECT_EQ(none.code, 2) << none.err;
+  EXPECT_THAT(none.err, HasSubstr("edgerazor-generate: error:"));
 }
 
 }  // namespace

@@ -18,6 +18,8 @@ namespace edgerazor::config {
 
 // Throws ConfigError listing the known names when `name` is unknown.
 QuantConfig preset(const std::string& name);
+// A command-line value: a preset name, or a path to a YAML file with a quantization section.
+QuantConfig quant_config_from_arg(const std::string& preset_or_path);
 bool is_preset(const std::string& name);
 std::vector<std::string> preset_names();
 // "w1.58a8kv8_embint4" -> "w1_58a8kv8_embint4" (the canonical spelling).

@@ -40,4 +40,9 @@ int64_t count_parameters(const torch::nn::Module& model);
 // The report of what is attached now.
 config::CoverageReport coverage_report(const torch::nn::Module& model);
 
+// Post-training quantization for evaluation/generation: inject, switch to eval, and bake Q(w)
+// into the weights (A8/KV8 stay active through the hooks). The PTQ baseline QAD is compared to.
+config::CoverageReport quantize_for_inference(torch::nn::Module& model, const config::QuantConfig& config,
+                                              const InjectOptions& options = {});
+
 }  // namespace edgerazor::quant
