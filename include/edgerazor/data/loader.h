@@ -22,12 +22,13 @@
 //               from source i, N_i its unit count, e = k / N_i its epoch and perm_{i,e} a
 //               permutation seeded by (seed, i, e) (identity when shuffle is off). Each source
 //               reshuffles whenever it wraps around; the stream is infinite.
-// Rank sharding: rank r's batch b holds global rows (b*B + j)*W + r for j = 0..B-1. So the W
-// ranks' batch b together hold exactly the 1-rank stream's rows [b*B*W, (b+1)*B*W): row j of a
-// 1-rank batch of size B*W equals row j/W of rank (j mod W)'s batch (interleaved, not
-// concatenated). Ranks see disjoint rows; the union over ranks is the 1-rank stream.
-// epoch() = rows this rank's stream has passed through, globally, / rows_per_epoch() (the sum of
-// all sources' unit counts): with weights proportional to sizes one epoch is one pass over all.
+// Rank sharding: all ranks advance through the global stream together, B*W rows per call of
+// next(); rank r's batch b holds global rows (b*B + j)*W + r for j = 0..B-1. So the W ranks'
+// batch b together hold exactly the 1-rank stream's rows [b*B*W, (b+1)*B*W): row j of a 1-rank
+// batch of size B*W equals row j/W of rank (j mod W)'s batch (interleaved, not concatenated).
+// Ranks see disjoint rows; the union over ranks is the 1-rank stream.
+// epoch() = global rows consumed / rows_per_epoch() (the sum of all sources' unit counts): with
+// weights proportional to sizes one epoch is one pass over all data.
 //
 // Eval (constructed with eval = true): the eval_sources in order, each one's units in file
 // order, no mixing or shuffling; rank r takes units r, r+W, ... of that sequence. next_eval()
@@ -35,8 +36,10 @@
 // end; ranks may differ by one batch. reset_eval() starts over.
 //
 // Resume: state_json() records the global row cursor and the per-source row counts (all the RNG
-// state there is); restore() of that text on a loader with the same config, batch size, rank and
-// world size yields exactly the batches the original yields after the save.
+// state there is). After the same number of next() calls it is the same text on every rank, so
+// rank 0 can save it for all; restore() on a loader with the same config yields exactly the
+// batches the original yields after the save (with another batch size or world size it resumes
+// from the same global row).
 #pragma once
 
 #include <cstdint>
@@ -70,7 +73,7 @@ struct SourceStats {
   double probability = 0.0;        // w_i / sum(w) (0 for eval sources)
 };
 
-class DataLoader {  // deterministic given (config, batch size, rank, world_size); pimpl
+class DataLoader {  // deterministic given (config, batch_size, rank, world_size); pimpl
  public:
   // Validates the config (ConfigError), opens and checks every shard (FormatError). A source
   // with no tokens is a ConfigError naming it.
@@ -79,13 +82,13 @@ class DataLoader {  // deterministic given (config, batch size, rank, world_size
   DataLoader(DataLoader&&) noexcept;
   DataLoader& operator=(DataLoader&&) noexcept;
 
-  // Training: the next B rows of this rank's stream (infinite).
+  // Training: this rank's B rows of the next B*W global rows (infinite).
   Batch next();
   // Exact position, as one line of JSON: {"format":"edgerazor-data-loader","version":1,
   // "row":g,"taken":[k_0,...],...} plus the fingerprint of what it depends on.
   std::string state_json() const;
   // Continues from a state_json(). Throws FormatError("data loader state", ...) when the text is
-  // malformed or was made with another seed, sources, unit counts, batch size, rank or world size.
+  // malformed or was made with another seed, seq_len, packing, shuffle, sources or unit counts.
   void restore(const std::string& state_json);
   int64_t epoch() const;
 
@@ -96,7 +99,7 @@ class DataLoader {  // deterministic given (config, batch size, rank, world_size
   int64_t batch_size() const;
   int64_t seq_len() const;
   int64_t rows_per_epoch() const;  // sum of unit counts over the (training or eval) sources
-  int64_t global_row() const;      // training: index of the next global row this rank would start at
+  int64_t global_row() const;      // training: global rows consumed by all ranks together
   // Largest tokenizer vocabulary recorded in the shards (0 when none recorded), and the largest
   // token id seen in the shard headers (-1 when unknown): the trainer checks them against the model.
   int64_t vocab_size() const;
