@@ -1,0 +1,71 @@
+// Implements: training checkpoints: atomic write, keep-last-N, find the newest complete one,
+// restore weights + optimizer + RNG + trainer state.
+//
+// Layout of <run_dir>/checkpoints/step_<N>/ (N = optimizer steps done, e.g. step_200):
+//   config.json, model.safetensors, tokenizer files   the student's latent fp32 weights as a
+//                                                     Hugging Face folder (loads with io::load_pretrained)
+//   quantization.yaml                                 config::to_yaml of the resolved quantization
+//                                                     config (absent when the run quantizes nothing)
+//   train_config.yaml                                 the resolved run config (config::to_yaml)
+//   trainer_state/state.json                          step, schedule, data-loader position, seeds
+//   trainer_state/optimizer.pt                        AdamW state (torch::serialize archive)
+//   trainer_state/rng.pt                              CPU generator state
+//   DONE                                              written last: the folder is complete
+// The folder is written as checkpoints/.tmp_step_<N>, every file and folder fsync'ed, then renamed;
+// a folder without DONE (or a .tmp_ one) is never resumed from and is removed by the next save.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace torch::optim {
+class Optimizer;
+}
+namespace edgerazor::model {
+class CausalLMImpl;
+}
+
+namespace edgerazor::train {
+
+// trainer_state/state.json
+struct TrainerState {
+  int64_t step = 0;             // optimizer steps done
+  int64_t total_steps = 0;      // of the whole run (schedule length)
+  int64_t warmup_steps = 0;
+  double lr = 0;                // lr of the last step taken
+  int64_t tokens_seen = 0;      // real tokens through the student so far (this rank)
+  double elapsed_seconds = 0;   // training time so far (all sessions)
+  std::string data_state;       // data::DataLoader::state_json()
+  uint64_t seed = 0;
+};
+
+struct CheckpointInfo {
+  std::string path;
+  int64_t step = 0;
+};
+
+struct CheckpointContents {
+  std::string tokenizer_source_dir;  // the student's model folder (tokenizer files copied from it)
+  std::string quantization_yaml;     // "" = no quantization.yaml
+  std::string config_yaml;           // resolved run config
+};
+
+// Writes step_<state.step> atomically and deletes all but the newest keep_last complete ones.
+// Returns the final folder path.
+std::string save_checkpoint(const std::string& run_dir, const model::CausalLMImpl& student,
+                            const torch::optim::Optimizer& optimizer, const TrainerState& state,
+                            const CheckpointContents& contents, int64_t keep_last);
+
+// Complete checkpoints (DONE present), oldest first.
+std::vector<CheckpointInfo> list_checkpoints(const std::string& run_dir);
+std::optional<CheckpointInfo> latest_checkpoint(const std::string& run_dir);
+
+// Loads weights into `student` (same architecture), the optimizer state (same parameter groups),
+// the CPU RNG state, and returns the trainer state. FormatError naming the file on any mismatch.
+TrainerState load_checkpoint(const std::string& checkpoint_dir, model::CausalLMImpl& student,
+                             torch::optim::Optimizer& optimizer);
+TrainerState read_trainer_state(const std::string& checkpoint_dir);
+
+}  // namespace edgerazor::train

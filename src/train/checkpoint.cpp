@@ -1,0 +1,204 @@
+// Implements: atomic training checkpoints (see include/edgerazor/train/checkpoint.h for the layout).
+#include "edgerazor/train/checkpoint.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <fcntl.h>
+#include <torch/optim/optimizer.h>
+#include <torch/serialize/archive.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "edgerazor/core/error.h"
+#include "edgerazor/io/hf_model.h"
+#include "edgerazor/model/transformer.h"
+
+namespace edgerazor::train {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr const char* kStateFormat = "edgerazor-trainer-state";
+constexpr int kStateVersion = 1;
+
+void fsync_path(const fs::path& p) {
+  const int fd = ::open(p.c_str(), O_RDONLY);
+  if (fd < 0) throw FormatError(p.string(), "cannot open to fsync");
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) throw FormatError(p.string(), "fsync failed");
+}
+
+void fsync_tree(const fs::path& dir) {
+  for (const auto& e : fs::recursive_directory_iterator(dir)) fsync_path(e.path());
+  fsync_path(dir);
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  out.close();
+  if (!out) throw FormatError(path.string(), "write failed (disk full?)");
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FormatError(path.string(), "cannot open");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string step_name(int64_t step) { return "step_" + std::to_string(step); }
+
+// step_<digits> -> digits; -1 for anything else.
+int64_t parse_step(const std::string& name) {
+  if (name.rfind("step_", 0) != 0 || name.size() == 5) return -1;
+  for (size_t i = 5; i < name.size(); ++i)
+    if (!std::isdigit(static_cast<unsigned char>(name[i]))) return -1;
+  return std::stoll(name.substr(5));
+}
+
+at::Generator cpu_generator() { return at::detail::getDefaultCPUGenerator(); }
+
+}  // namespace
+
+std::vector<CheckpointInfo> list_checkpoints(const std::string& run_dir) {
+  std::vector<CheckpointInfo> out;
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  if (!fs::is_directory(root)) return out;
+  for (const auto& e : fs::directory_iterator(root)) {
+    const int64_t step = parse_step(e.path().filename().string());
+    if (step < 0 || !e.is_directory() || !fs::exists(e.path() / "DONE")) continue;
+    out.push_back({e.path().string(), step});
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.step < b.step; });
+  return out;
+}
+
+std::optional<CheckpointInfo> latest_checkpoint(const std::string& run_dir) {
+  auto all = list_checkpoints(run_dir);
+  if (all.empty()) return std::nullopt;
+  return all.back();
+}
+
+std::string save_checkpoint(const std::string& run_dir, const model::CausalLMImpl& student,
+                            const torch::optim::Optimizer& optimizer, const TrainerState& state,
+                            const CheckpointContents& contents, int64_t keep_last) {
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  fs::create_directories(root);
+  const fs::path final_dir = root / step_name(state.step);
+  const fs::path tmp = root / (".tmp_" + step_name(state.step));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp / "trainer_state");
+
+  io::SaveOptions save;
+  save.tokenizer_source_dir = contents.tokenizer_source_dir;
+  io::save_pretrained(student, tmp.string(), save);
+  if (!contents.quantization_yaml.empty()) write_text(tmp / "quantization.yaml", contents.quantization_yaml);
+  write_text(tmp / "train_config.yaml", contents.config_yaml);
+
+  {
+    torch::serialize::OutputArchive archive;
+    optimizer.save(archive);
+    archive.save_to((tmp / "trainer_state" / "optimizer.pt").string());
+  }
+  {
+    torch::serialize::OutputArchive archive;
+    archive.write("cpu_rng", cpu_generator().get_state());
+    archive.save_to((tmp / "trainer_state" / "rng.pt").string());
+  }
+  nlohmann::json j;
+  j["format"] = kStateFormat;
+  j["version"] = kStateVersion;
+  j["step"] = state.step;
+  j["total_steps"] = state.total_steps;
+  j["warmup_steps"] = state.warmup_steps;
+  j["lr"] = state.lr;
+  j["tokens_seen"] = state.tokens_seen;
+  j["elapsed_seconds"] = state.elapsed_seconds;
+  j["data_state"] = state.data_state;
+  j["seed"] = state.seed;
+  write_text(tmp / "trainer_state" / "state.json", j.dump(2) + "\n");
+  write_text(tmp / "DONE", std::to_string(state.step) + "\n");
+  fsync_tree(tmp);
+
+  fs::remove_all(final_dir);  // a stale incomplete folder of the same step
+  fs::rename(tmp, final_dir);
+  fsync_path(root);
+
+  // Keep the newest keep_last complete checkpoints; drop incomplete leftovers.
+  const auto complete = list_checkpoints(run_dir);
+  for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(keep_last, 1)) < complete.size(); ++i)
+    fs::remove_all(complete[i].path);
+  for (const auto& e : fs::directory_iterator(root)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(".tmp_", 0) == 0 || (parse_step(name) >= 0 && !fs::exists(e.path() / "DONE")))
+      fs::remove_all(e.path());
+  }
+  return final_dir.string();
+}
+
+TrainerState read_trainer_state(const std::string& checkpoint_dir) {
+  const fs::path path = fs::path(checkpoint_dir) / "trainer_state" / "state.json";
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_text(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(path.string(), std::string("not valid JSON: ") + e.what());
+  }
+  if (j.value("format", "") != kStateFormat) throw FormatError(path.string(), "not an edgerazor trainer state");
+  if (j.value("version", 0) != kStateVersion)
+    throw FormatError(path.string(), "unsupported version " + std::to_string(j.value("version", 0)));
+  TrainerState s;
+  try {
+    s.step = j.at("step").get<int64_t>();
+    s.total_steps = j.at("total_steps").get<int64_t>();
+    s.warmup_steps = j.at("warmup_steps").get<int64_t>();
+    s.lr = j.at("lr").get<double>();
+    s.tokens_seen = j.at("tokens_seen").get<int64_t>();
+    s.elapsed_seconds = j.at("elapsed_seconds").get<double>();
+    s.data_state = j.at("data_state").get<std::string>();
+    s.seed = j.at("seed").get<uint64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(path.string(), std::string("missing or mistyped field: ") + e.what());
+  }
+  return s;
+}
+
+TrainerState load_checkpoint(const std::string& checkpoint_dir, model::CausalLMImpl& student,
+                             torch::optim::Optimizer& optimizer) {
+  const fs::path dir(checkpoint_dir);
+  if (!fs::exists(dir / "DONE")) throw FormatError(checkpoint_dir, "checkpoint is incomplete (no DONE marker)");
+  TrainerState state = read_trainer_state(checkpoint_dir);
+  io::load_weights(student, checkpoint_dir);
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from((dir / "trainer_state" / "optimizer.pt").string());
+    optimizer.load(archive);
+  } catch (const c10::Error& e) {
+    throw FormatError((dir / "trainer_state" / "optimizer.pt").string(),
+                      std::string("cannot restore the optimizer: ") + e.what_without_backtrace());
+  }
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from((dir / "trainer_state" / "rng.pt").string());
+    at::Tensor rng;
+    archive.read("cpu_rng", rng);
+    auto gen = cpu_generator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(rng);
+  } catch (const c10::Error& e) {
+    throw FormatError((dir / "trainer_state" / "rng.pt").string(),
+                      std::string("cannot restore the RNG: ") + e.what_without_backtrace());
+  }
+  return state;
+}
+
+}  // namespace edgerazor::train

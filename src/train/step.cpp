@@ -1,0 +1,241 @@
+// Implements: precision choice and autocast, batch -> tensors, the QAD forward (student, teacher,
+// objective), one micro-step, AdamW with HF decay groups, clipping and held-out evaluation.
+// Legend: B batch, T tokens, C hidden, V vocab, L layers.
+#include "edgerazor/train/step.h"
+
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <torch/autograd.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+#include <torch/version.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "edgerazor/distill/objective.h"
+#include "edgerazor/model/transformer.h"
+#include "edgerazor/quant/hooks.h"
+#include "edgerazor/quant/weight_quantizer.h"
+
+namespace edgerazor::train {
+
+// ---- precision --------------------------------------------------------------------------------
+
+bool cpu_has_native_bf16() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line);
+    std::string w;
+    while (words >> w)
+      if (w == "avx512_bf16" || w == "amx_bf16") return true;
+    return false;  // the first CPU's flags decide
+  }
+  return false;
+}
+
+Precision resolve_precision(const std::string& precision, const std::string& device) {
+  if (precision == "fp32") return Precision::fp32;
+  if (precision == "bf16") return Precision::bf16;
+  if (precision != "auto") throw std::invalid_argument("precision must be auto, bf16 or fp32, got '" + precision + "'");
+  if (device.rfind("cuda", 0) == 0) return Precision::bf16;  // every GPU the trainer targets (Ampere+)
+  return cpu_has_native_bf16() ? Precision::bf16 : Precision::fp32;
+}
+
+// libtorch 2.4 replaced the per-device setters by device-type arguments.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define ER_AUTOCAST_DEVICE_API 1
+#endif
+
+AutocastScope::AutocastScope(Precision precision, bool cuda) : cuda_(cuda) {
+  if (precision != Precision::bf16) return;
+  active_ = true;
+#ifdef ER_AUTOCAST_DEVICE_API
+  const auto type = cuda ? at::kCUDA : at::kCPU;
+  previous_enabled_ = at::autocast::is_autocast_enabled(type);
+  previous_dtype_ = static_cast<int>(at::autocast::get_autocast_dtype(type));
+  at::autocast::set_autocast_dtype(type, at::kBFloat16);
+  at::autocast::set_autocast_enabled(type, true);
+#else
+  if (cuda) {
+    previous_enabled_ = at::autocast::is_enabled();
+    previous_dtype_ = static_cast<int>(at::autocast::get_autocast_gpu_dtype());
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_enabled(true);
+  } else {
+    previous_enabled_ = at::autocast::is_cpu_enabled();
+    previous_dtype_ = static_cast<int>(at::autocast::get_autocast_cpu_dtype());
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::set_cpu_enabled(true);
+  }
+#endif
+  at::autocast::increment_nesting();
+}
+
+AutocastScope::~AutocastScope() {
+  if (!active_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  const auto dtype = static_cast<at::ScalarType>(previous_dtype_);
+#ifdef ER_AUTOCAST_DEVICE_API
+  const auto type = cuda_ ? at::kCUDA : at::kCPU;
+  at::autocast::set_autocast_enabled(type, previous_enabled_);
+  at::autocast::set_autocast_dtype(type, dtype);
+#else
+  if (cuda_) {
+    at::autocast::set_enabled(previous_enabled_);
+    at::autocast::set_autocast_gpu_dtype(dtype);
+  } else {
+    at::autocast::set_cpu_enabled(previous_enabled_);
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  }
+#endif
+}
+
+// ---- batches and the forward pass -------------------------------------------------------------
+
+StepBatch to_tensors(const data::Batch& batch, const at::Device& device) {
+  const int64_t B = batch.batch_size, T = batch.seq_len;
+  if (B <= 0 || T <= 0 || batch.input_ids.size() != static_cast<size_t>(B * T) ||
+      batch.labels.size() != static_cast<size_t>(B * T))
+    throw std::runtime_error("data batch of " + std::to_string(B) + "x" + std::to_string(T) +
+                             " rows does not match its arrays");
+  const auto wrap = [&](const std::vector<int64_t>& v) {
+    return at::from_blob(const_cast<int64_t*>(v.data()), {B, T}, at::kLong).to(device, /*non_blocking=*/false,
+                                                                               /*copy=*/true);
+  };
+  StepBatch out;
+  out.input_ids = wrap(batch.input_ids);
+  out.labels = wrap(batch.labels);
+  out.real_tokens = batch.real_tokens();
+  out.label_tokens = batch.label_tokens();
+  if (batch.attention_mask.size() == static_cast<size_t>(B * T) && out.real_tokens < B * T)
+    out.attention_mask = wrap(batch.attention_mask);
+  return out;
+}
+
+namespace {
+
+// One model's outputs as the objective wants them: the lm_head input (after its A8 hook) and the
+// weight the lm_head uses, so CE and logit KD run chunk by chunk without (B, T, V) logits.
+distill::ModelOutputs run_model(model::CausalLMImpl& m, const StepBatch& batch, bool hidden, int64_t chunk_size) {
+  model::ForwardOptions fo;
+  fo.attention_mask = batch.attention_mask;
+  fo.output_hidden_states = hidden;
+  fo.compute_logits = false;
+  distill::ModelOutputs out;
+  const at::Tensor h = m.model->forward(batch.input_ids, fo, hidden ? &out.hidden_states : nullptr);  // (B, T, C)
+  if (chunk_size > 0) {
+    out.final_hidden = quant::quantize_input(*m.lm_head, h);
+    out.lm_head_weight = m.lm_head->weight;  // quantized values inside QuantizedWeightsScope
+  } else {
+    out.logits = m.logits_from_hidden(h);  // (B, T, V)
+  }
+  return out;
+}
+
+}  // namespace
+
+distill::LossOutput compute_loss(const StepModels& models, const StepBatch& batch) {
+  const int64_t chunk = models.objective->options.chunk_size;
+  distill::ModelOutputs student = run_model(*models.student, batch, models.hidden_states, chunk);
+  distill::ModelOutputs teacher;
+  if (models.teacher) {
+    torch::NoGradGuard no_grad;
+    teacher = run_model(*models.teacher, batch, models.hidden_states, chunk);
+  }
+  return models.objective->forward(student, teacher, batch.labels);
+}
+
+distill::LossOutput forward_backward(const StepModels& models, const StepBatch& batch, double loss_scale,
+                                     Precision precision) {
+  quant::QuantizedWeightsScope quantized(*models.student);  // forward AND backward see Q(w)
+  distill::LossOutput out;
+  {
+    AutocastScope autocast(precision, batch.input_ids.is_cuda());
+    out = compute_loss(models, batch);
+  }
+  (out.total * loss_scale).backward();
+  out.total = out.total.detach();
+  return out;
+}
+
+// ---- optimizer --------------------------------------------------------------------------------
+
+namespace {
+bool is_no_decay(const std::string& name) {  // HF: biases and norm weights are not decayed
+  for (const char* s : {"bias", "layernorm", "rmsnorm", ".norm", "_norm"})
+    if (name.find(s) != std::string::npos) return true;
+  return false;
+}
+}  // namespace
+
+std::unique_ptr<torch::optim::AdamW> make_adamw(model::CausalLMImpl& student, const config::TrainSection& t) {
+  std::vector<at::Tensor> decay, no_decay;
+  for (const auto& [name, p] : student.unique_named_parameters()) {
+    if (!p.requires_grad()) continue;
+    (!t.decay_norm_and_bias && is_no_decay(name) ? no_decay : decay).push_back(p);
+  }
+  const auto options = [&](double wd) {
+    return torch::optim::AdamWOptions(t.lr).betas({t.beta1, t.beta2}).eps(t.eps).weight_decay(wd);
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(options(t.weight_decay)));
+  if (!no_decay.empty()) groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(options(0.0)));
+  return std::make_unique<torch::optim::AdamW>(std::move(groups), options(t.weight_decay));
+}
+
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+double clip_gradients(model::CausalLMImpl& student, double max_norm) {
+  std::vector<at::Tensor> grads_of;
+  for (const auto& [name, p] : student.unique_named_parameters())
+    if (p.grad().defined()) grads_of.push_back(p);
+  if (max_norm > 0) return torch::nn::utils::clip_grad_norm_(grads_of, max_norm);
+  double sq = 0;
+  for (const auto& p : grads_of) sq += p.grad().to(at::kDouble).pow(2).sum().item<double>();
+  return std::sqrt(sq);
+}
+
+// ---- evaluation -------------------------------------------------------------------------------
+
+EvalResult evaluate(model::CausalLMImpl& m, data::DataLoader& loader, int64_t max_batches, const at::Device& device,
+                    Precision precision, int64_t chunk_size) {
+  const bool was_training = m.is_training();
+  m.eval();
+  distill::DistillObjectiveOptions ce_only;
+  ce_only.loss_task_alpha = 1.0;
+  ce_only.chunk_size = chunk_size;
+  distill::DistillObjective ce(ce_only);
+  torch::NoGradGuard no_grad;
+  quant::QuantizedWeightsScope quantized(m);
+  double sum = 0;
+  int64_t tokens = 0;
+  loader.reset_eval();
+  data::Batch b;
+  for (int64_t i = 0; i < max_batches && loader.next_eval(b); ++i) {
+    const StepBatch batch = to_tensors(b, device);
+    // Next-token targets of this batch: labels[:, 1:] that are not ignored.
+    const int64_t n = batch.labels.narrow(1, 1, batch.labels.size(1) - 1).ne(data::kIgnoreIndex).sum().item<int64_t>();
+    if (n == 0) continue;
+    AutocastScope autocast(precision, device.is_cuda());
+    StepModels models{&m, nullptr, ce.get(), false};
+    const auto out = compute_loss(models, batch);
+    sum += out.total.item<double>() * static_cast<double>(n);
+    tokens += n;
+  }
+  loader.reset_eval();
+  if (was_training) m.train();
+  EvalResult r;
+  r.tokens = tokens;
+  r.loss = tokens ? sum / static_cast<double>(tokens) : std::nan("");
+  r.perplexity = std::exp(r.loss);
+  return r;
+}
+
+}  // namespace edgerazor::train

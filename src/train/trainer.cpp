@@ -1,0 +1,377 @@
+// Implements: the Trainer recipe (setup / train / cleanup) over the step pieces in step.h.
+// Legend: B micro-batch, T seq_len, GA gradient accumulation steps.
+#include "edgerazor/train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <torch/cuda.h>
+#include <torch/optim/adamw.h>
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <map>
+
+#include "edgerazor/core/error.h"
+#include "edgerazor/distill/objective.h"
+#include "edgerazor/io/hf_model.h"
+#include "edgerazor/model/transformer.h"
+#include "edgerazor/quant/inject.h"
+#include "edgerazor/train/checkpoint.h"
+#include "edgerazor/train/metrics.h"
+#include "edgerazor/train/step.h"
+
+namespace edgerazor::train {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+volatile std::sig_atomic_t g_stop_requested = 0;
+extern "C" void on_stop_signal(int) { g_stop_requested = 1; }
+
+// SIGINT/SIGTERM -> request_stop() for the duration of train(); the previous handlers come back.
+class SignalGuard {
+ public:
+  explicit SignalGuard(bool enabled) : enabled_(enabled) {
+    if (!enabled_) return;
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~SignalGuard() {
+    if (!enabled_) return;
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  bool enabled_;
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+// Running sums of the loss parts over one logging window (micro-batch values, averaged).
+struct PartSums {
+  std::vector<std::string> order;
+  std::map<std::string, double> sum;
+  double total = 0;
+  int64_t count = 0;
+  void add(const distill::LossOutput& out) {
+    total += out.total.item<double>();
+    for (const auto& [name, value] : out.parts) {
+      if (!sum.count(name)) order.push_back(name);
+      sum[name] += value.item<double>();
+    }
+    ++count;
+  }
+  Scalars means() const {
+    Scalars out;
+    for (const auto& name : order) out.emplace_back(name, sum.at(name) / static_cast<double>(std::max<int64_t>(count, 1)));
+    return out;
+  }
+  double mean_total() const { return total / static_cast<double>(std::max<int64_t>(count, 1)); }
+  void clear() { *this = PartSums(); }
+};
+
+std::string describe_parts(const distill::LossOutput& out) {
+  std::string s;
+  for (const auto& [name, value] : out.parts) s += (s.empty() ? "" : ", ") + name + "=" + std::to_string(value.item<double>());
+  return s;
+}
+
+}  // namespace
+
+void request_stop() { g_stop_requested = 1; }
+
+struct Trainer::State {
+  config::TrainConfig cfg;
+  TrainerOptions options;
+  std::shared_ptr<GradientSync> sync;
+  std::string run_dir;
+  at::Device device = at::kCPU;
+  Precision precision = Precision::fp32;
+
+  model::CausalLM student{nullptr}, teacher{nullptr};
+  distill::DistillObjective objective{nullptr};
+  StepModels models;
+  std::unique_ptr<data::DataLoader> loader, eval_loader;
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::vector<at::Tensor> params;  // unique, for gradient synchronisation
+  MetricsLog metrics;
+  std::string quant_yaml, config_yaml;
+
+  int64_t step = 0, start_step = 0, total_steps = 0, warmup = 0;
+  double loss_scale = 1.0, last_lr = 0, min_lr_ratio = 0;
+  int64_t tokens_seen = 0;
+  double elapsed_before = 0;  // training seconds of earlier sessions
+  std::string last_checkpoint;
+  bool setup_done = false;
+
+  bool io() const { return sync->is_io_rank(); }
+  std::ostream& out() const { return options.progress ? *options.progress : std::cout; }
+  void say(const std::string& line) const {
+    if (io() && !options.quiet) out() << line << std::endl;
+  }
+};
+
+Trainer::Trainer(config::TrainConfig config, TrainerOptions options) : s_(std::make_unique<State>()) {
+  s_->cfg = std::move(config);
+  s_->options = std::move(options);
+  s_->sync = s_->options.gradient_sync ? s_->options.gradient_sync : std::make_shared<GradientSync>();
+  s_->run_dir = (fs::path(s_->cfg.run.output_dir) / s_->cfg.run.name).string();
+}
+
+Trainer::~Trainer() = default;
+const config::TrainConfig& Trainer::config() const { return s_->cfg; }
+std::string Trainer::run_dir() const { return s_->run_dir; }
+
+void Trainer::setup() {
+  State& s = *s_;
+  const auto& cfg = s.cfg;
+  const auto& t = cfg.train;
+  config::validate(cfg);
+
+  // ---- device and precision ----
+  if (t.device.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available())
+      throw ConfigError(cfg.source, 0, 0, "train.device", "'" + t.device + "' requested but this libtorch has no CUDA device");
+    s.device = at::Device(t.device);
+  }
+  s.precision = resolve_precision(t.precision, t.device);
+  at::manual_seed(cfg.run.seed);
+
+  // ---- models ----
+  io::LoadOptions student_load;
+  student_load.device = s.device;
+  s.student = io::load_pretrained(cfg.model.student, student_load);
+  if (cfg.quantization) {
+    quant::InjectOptions inject;
+    inject.plan.strict_blocks = cfg.strict_blocks;
+    const auto report = quant::inject(*s.student, *cfg.quantization, inject);
+    s.quant_yaml = config::to_yaml(*cfg.quantization);
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), "quantized %zu weights: coverage %.2f%%, %.3f bits/weight (codes), KV8 on %zu modules",
+                  report.rows.size(), 100.0 * report.coverage(), report.average_code_bits(), report.kv_modules.size());
+    s.say(buf);
+  }
+  s.student->set_gradient_checkpointing(t.gradient_checkpointing);
+  s.student->train();
+  if (cfg.distillation) {
+    io::LoadOptions teacher_load;
+    teacher_load.device = s.device;
+    teacher_load.dtype = s.precision == Precision::bf16 ? at::kBFloat16 : at::kFloat;
+    s.teacher = io::load_pretrained(cfg.model.teacher, teacher_load);
+    s.teacher->eval();
+    for (auto& p : s.teacher->parameters()) p.set_requires_grad(false);
+    if (s.teacher->config.vocab_size != s.student->config.vocab_size)
+      throw ConfigError(cfg.source, 0, 0, "model.teacher", "teacher vocabulary (" + std::to_string(s.teacher->config.vocab_size) +
+                                                               ") differs from the student's (" +
+                                                               std::to_string(s.student->config.vocab_size) + ")");
+  }
+  distill::DistillObjectiveOptions objective;  // no distillation: plain CE
+  if (cfg.distillation) objective = *cfg.distillation;
+  objective.chunk_size = t.chunk_size;
+  s.objective = distill::DistillObjective(objective);
+  s.models.student = s.student.get();
+  s.models.teacher = s.teacher ? s.teacher.get() : nullptr;
+  s.models.objective = s.objective.get();
+  for (const auto& l : objective.losses)
+    if (l.loss_type == distill::LossType::hidden_states) s.models.hidden_states = true;
+
+  // ---- data ----
+  const int rank = s.sync->rank(), world = s.sync->world_size();
+  s.loader = std::make_unique<data::DataLoader>(cfg.data, t.micro_batch_size, rank, world);
+  if (!cfg.data.eval_sources.empty())
+    s.eval_loader = std::make_unique<data::DataLoader>(cfg.data, t.micro_batch_size, rank, world, /*eval=*/true);
+  if (s.loader->max_token_id() >= s.student->config.vocab_size)
+    throw ConfigError(cfg.source, 0, 0, "data.sources",
+                      "token id " + std::to_string(s.loader->max_token_id()) + " is outside the model's vocabulary of " +
+                          std::to_string(s.student->config.vocab_size) + " (shards made with another tokenizer?)");
+
+  // ---- optimizer and schedule ----
+  s.optimizer = make_adamw(*s.student, t);
+  for (const auto& [name, p] : s.student->unique_named_parameters()) s.params.push_back(p);
+  if (t.max_steps > 0) {
+    s.total_steps = t.max_steps;
+  } else {  // HF: steps/epoch = floor(floor(rows / (B * W)) / GA), drop_last
+    const int64_t per_epoch = s.loader->rows_per_epoch() / (t.micro_batch_size * world) / t.gradient_accumulation_steps;
+    if (per_epoch < 1)
+      throw ConfigError(cfg.source, 0, 0, "train.epochs",
+                        "one epoch (" + std::to_string(s.loader->rows_per_epoch()) +
+                            " rows) is less than one optimizer step; use train.max_steps");
+    s.total_steps = static_cast<int64_t>(std::ceil(t.epochs * static_cast<double>(per_epoch)));
+  }
+  s.warmup = config::warmup_steps(t, s.total_steps);
+  s.loss_scale = t.accumulation == "sum" ? 1.0 : 1.0 / static_cast<double>(t.gradient_accumulation_steps);
+  s.min_lr_ratio = t.lr_scheduler == "cosine_with_min_lr" ? t.min_lr / t.lr : 0.0;
+  s.config_yaml = config::to_yaml(cfg);
+
+  // ---- run folder, resume ----
+  const auto latest = latest_checkpoint(s.run_dir);
+  if (latest && !s.options.resume)
+    throw ConfigError(cfg.source, 0, 0, "run.name",
+                      "run folder " + s.run_dir + " already has a checkpoint (" + latest->path +
+                          "); pass --resume to continue it, or choose another run.name / run.output_dir");
+  if (latest) {
+    const TrainerState st = load_checkpoint(latest->path, *s.student, *s.optimizer);
+    s.loader->restore(st.data_state);
+    s.step = s.start_step = st.step;
+    s.tokens_seen = st.tokens_seen;
+    s.elapsed_before = st.elapsed_seconds;
+    s.last_lr = st.lr;
+    s.last_checkpoint = latest->path;
+    if (st.total_steps != s.total_steps)
+      s.say("note: the checkpoint's run had " + std::to_string(st.total_steps) + " steps, this config has " +
+            std::to_string(s.total_steps) + "; the config wins");
+    std::ifstream saved(fs::path(latest->path) / "train_config.yaml");
+    std::string saved_yaml((std::istreambuf_iterator<char>(saved)), std::istreambuf_iterator<char>());
+    if (!saved_yaml.empty() && saved_yaml != s.config_yaml)
+      s.say("note: the config differs from the checkpoint's train_config.yaml; the current config wins");
+    s.say("resumed from " + latest->path + " at step " + std::to_string(s.step));
+  } else if (s.options.resume) {
+    s.say("no complete checkpoint in " + s.run_dir + ": starting from step 0");
+  }
+  if (s.io()) {
+    fs::create_directories(s.run_dir);
+    std::ofstream(fs::path(s.run_dir) / "config.yaml") << s.config_yaml;
+    s.metrics = MetricsLog((fs::path(s.run_dir) / "metrics.jsonl").string(), latest ? s.step : -1);
+  }
+  s.setup_done = true;
+}
+
+TrainSummary Trainer::train() {
+  if (!s_->setup_done) setup();
+  State& s = *s_;
+  const auto& t = s.cfg.train;
+  SignalGuard signals(s.options.handle_signals);
+  g_stop_requested = 0;
+  TrainSummary summary;
+  summary.run_dir = s.run_dir;
+  summary.start_step = s.start_step;
+  summary.total_steps = s.total_steps;
+  summary.initial_eval_loss = summary.final_eval_loss = summary.teacher_eval_loss = kNaN;
+
+  const auto evaluate_now = [&](bool with_teacher) {
+    if (!s.eval_loader) return kNaN;
+    const EvalResult r = evaluate(*s.student, *s.eval_loader, t.eval_batches, s.device, s.precision, t.chunk_size);
+    Scalars values{{"eval_loss", r.loss}, {"eval_ppl", r.perplexity}, {"eval_tokens", static_cast<double>(r.tokens)}};
+    if (with_teacher && s.teacher) {
+      summary.teacher_eval_loss =
+          evaluate(*s.teacher, *s.eval_loader, t.eval_batches, s.device, s.precision, t.chunk_size).loss;
+      values.emplace_back("teacher_eval_loss", summary.teacher_eval_loss);
+    }
+    s.metrics.write("eval", s.step, values);
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), "eval step %lld: loss %.4f, ppl %.3f (%lld tokens)", static_cast<long long>(s.step),
+                  r.loss, r.perplexity, static_cast<long long>(r.tokens));
+    s.say(std::string(buf) + (with_teacher && s.teacher ? ", teacher loss " + std::to_string(summary.teacher_eval_loss) : ""));
+    return r.loss;
+  };
+  const auto checkpoint_now = [&] {
+    s.sync->barrier();
+    if (s.io()) {
+      TrainerState st;
+      st.step = s.step;
+      st.total_steps = s.total_steps;
+      st.warmup_steps = s.warmup;
+      st.lr = s.last_lr;
+      st.tokens_seen = s.tokens_seen;
+      st.data_state = s.loader->state_json();
+      st.seed = s.cfg.run.seed;
+      st.elapsed_seconds = s.elapsed_before;
+      s.last_checkpoint = save_checkpoint(s.run_dir, *s.student, *s.optimizer, st,
+                                          {s.cfg.model.student, s.quant_yaml, s.config_yaml}, t.keep_last);
+      s.say("saved " + s.last_checkpoint);
+    }
+    s.sync->barrier();
+  };
+
+  if (s.step == 0 && t.eval_at_start) summary.initial_eval_loss = evaluate_now(true);  // the PTQ baseline
+  const auto session_start = Clock::now();
+  auto window_start = session_start;
+  int64_t window_tokens = 0;
+  PartSums window;
+
+  while (s.step < s.total_steps) {
+    s.last_lr = t.lr * config::lr_lambda(t.lr_scheduler, s.step, s.warmup, s.total_steps, s.min_lr_ratio);
+    set_learning_rate(*s.optimizer, s.last_lr);
+    for (int64_t m = 0; m < t.gradient_accumulation_steps; ++m) {
+      const StepBatch batch = to_tensors(s.loader->next(), s.device);
+      const distill::LossOutput out = forward_backward(s.models, batch, s.loss_scale, s.precision);
+      if (!std::isfinite(out.total.item<double>()))
+        throw TrainingError("step " + std::to_string(s.step + 1) + ": the loss is " + std::to_string(out.total.item<double>()) +
+                            " (" + describe_parts(out) + "); stopped without saving. Last good checkpoint: " +
+                            (s.last_checkpoint.empty() ? "none" : s.last_checkpoint) + " (lower train.lr or check the data)");
+      window.add(out);
+      window_tokens += batch.real_tokens;
+      s.tokens_seen += batch.real_tokens;
+    }
+    s.sync->synchronize(s.params);
+    const double grad_norm = clip_gradients(*s.student, t.max_grad_norm);
+    if (!std::isfinite(grad_norm))
+      throw TrainingError("step " + std::to_string(s.step + 1) + ": the gradient norm is " + std::to_string(grad_norm) +
+                          "; stopped without saving. Last good checkpoint: " +
+                          (s.last_checkpoint.empty() ? "none" : s.last_checkpoint));
+    s.optimizer->step();  // after the quantized-weights scope: updates the latent weights
+    s.optimizer->zero_grad();
+    ++s.step;
+
+    if (s.step % t.log_interval == 0 || s.step == s.total_steps) {
+      const double now_s = std::chrono::duration<double>(Clock::now() - window_start).count();
+      const double session_s = std::chrono::duration<double>(Clock::now() - session_start).count();
+      const double tps = static_cast<double>(window_tokens) / std::max(now_s, 1e-9);
+      const double eta = session_s / static_cast<double>(s.step - s.start_step) * static_cast<double>(s.total_steps - s.step);
+      Scalars values{{"lr", s.last_lr}, {"loss", window.mean_total()}};
+      for (const auto& p : window.means()) values.push_back(p);
+      values.insert(values.end(), {{"grad_norm", grad_norm},
+                                   {"tokens", static_cast<double>(window_tokens)},
+                                   {"tokens_per_s", tps},
+                                   {"elapsed_s", s.elapsed_before + session_s}});
+      s.metrics.write("train", s.step, values);
+      s.say(progress_line(s.step, s.total_steps, window.mean_total(), window.means(), s.last_lr, tps, eta));
+      window.clear();
+      window_tokens = 0;
+      window_start = Clock::now();
+    }
+    const bool last = s.step == s.total_steps;
+    if (t.eval_interval > 0 && s.step % t.eval_interval == 0 && !last) evaluate_now(false);
+    const bool stop = g_stop_requested != 0;
+    if (last || stop || (t.save_interval > 0 && s.step % t.save_interval == 0)) {
+      const double session_s = std::chrono::duration<double>(Clock::now() - session_start).count();
+      const double before = s.elapsed_before;
+      s.elapsed_before += session_s;
+      checkpoint_now();
+      s.elapsed_before = before;
+    }
+    if (stop && !last) {
+      summary.interrupted = true;
+      s.say("stopped by signal at step " + std::to_string(s.step) + "; continue with --resume");
+      break;
+    }
+  }
+  const double session_s = std::chrono::duration<double>(Clock::now() - session_start).count();
+  if (!summary.interrupted && s.step == s.total_steps) summary.final_eval_loss = evaluate_now(false);
+  summary.steps = s.step;
+  summary.last_checkpoint = s.last_checkpoint;
+  summary.tokens_per_second = session_s > 0 ? static_cast<double>(s.tokens_seen) / (s.elapsed_before + session_s) : 0;
+  return summary;
+}
+
+void Trainer::cleanup() {
+  State& s = *s_;
+  s.metrics = MetricsLog();
+  s.optimizer.reset();
+  s.loader.reset();
+  s.eval_loader.reset();
+  s.teacher = nullptr;
+  s.student = nullptr;
+  s.setup_done = false;
+}
+
+}  // namespace edgerazor::train
