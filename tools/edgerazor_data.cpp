@@ -202,15 +202,21 @@ int run_encode(const EncodeArgs& a) {
   o.chat_template = t.chat_template ? &*t.chat_template : nullptr;
   const int32_t eos = o.eos ? data::resolve_eos_id(*t.tokenizer, o) : -1;
   if (a.print_ids) {  // one line per document
-    if (jsonl) {
-      std::stringstream in(a.text);
-      std::string line;
-      for (uint64_t n = 1; std::getline(in, line); ++n)
-        if (line.find_first_not_of(" \t\r") != std::string::npos)
-          print_ids(data::encode_jsonl_record(*t.tokenizer, line, o, "--text", n).ids);
-    } else {
-      for (const auto& doc : data::split_documents(a.text, split, a.separator))
-        print_ids(data::encode_text_document(*t.tokenizer, doc, o).ids);
+    std::vector<std::pair<std::string, std::string>> inputs;  // (name, content)
+    if (!a.text.empty()) inputs.emplace_back("--text", a.text);
+    for (const auto& f : a.in) inputs.emplace_back(f, read_text(f));
+    for (const auto& [name, content] : inputs) {
+      if (jsonl) {
+        std::stringstream in(content);
+        std::string line;
+        uint64_t offset = 0;
+        for (uint64_t n = 1; std::getline(in, line); ++n, offset += line.size() + 1)
+          if (line.find_first_not_of(" \t\r") != std::string::npos)
+            print_ids(data::encode_jsonl_record(*t.tokenizer, line, o, name, n, offset).ids);
+      } else {
+        for (const auto& doc : data::split_documents(content, split, a.separator))
+          print_ids(data::encode_text_document(*t.tokenizer, doc, o).ids);
+      }
     }
     if (a.out.empty()) return 0;
   }

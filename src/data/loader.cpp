@@ -225,6 +225,9 @@ DataLoader::DataLoader(const DataConfig& config, int64_t batch_size, int rank, i
     st.stats.push_back(src.stats);
     st.sources.push_back(std::move(src));
   }
+  if (st.vocab_size > 0 && config.pad_id >= st.vocab_size)
+    throw ConfigError("", 0, 0, "data.pad_id", std::to_string(config.pad_id) + " is outside the shards' vocabulary of " +
+                                                   std::to_string(st.vocab_size));
   if (eval) {
     for (size_t s = 0; s < st.sources.size(); ++s)
       for (uint64_t u = 0; u < st.sources[s].units; ++u) st.eval_units.emplace_back(static_cast<uint32_t>(s), u);

@@ -263,13 +263,6 @@ void ShardWriter::add_document(const std::vector<int32_t>& ids, const std::vecto
     if (id < 0 || id >= limit)
       throw FormatError(path_, "token id " + std::to_string(id) + " in document " + std::to_string(documents()) +
                                    " is outside [0, " + std::to_string(limit) + ")");
-  bool ok;
-  if (options_.bytes_per_token == 2) {
-    std::vector<uint16_t> v(ids.begin(), ids.end());
-    ok = std::fwrite(v.data(), 2, v.size(), tokens_file_) == v.size();
-  } else {
-    ok = std::fwrite(ids.data(), 4, ids.size(), tokens_file_) == ids.size();
-  }
   uint64_t labelled = ids.size();
   if (!labels.empty()) {
     labelled = 0;
@@ -277,6 +270,13 @@ void ShardWriter::add_document(const std::vector<int32_t>& ids, const std::vecto
   }
   if (labelled != ids.size() && !options_.label_mask)
     throw std::logic_error("ShardWriter: a document with unlabelled tokens needs options.label_mask");
+  bool ok;
+  if (options_.bytes_per_token == 2) {
+    std::vector<uint16_t> v(ids.begin(), ids.end());
+    ok = std::fwrite(v.data(), 2, v.size(), tokens_file_) == v.size();
+  } else {
+    ok = std::fwrite(ids.data(), 4, ids.size(), tokens_file_) == ids.size();
+  }
   if (mask_file_) {
     std::vector<uint8_t> m(ids.size(), 1);
     if (!labels.empty())

@@ -138,6 +138,10 @@ TEST_F(DataCliTest, EncodeJsonlPromptAndChatLabels) {
   }
   EXPECT_EQ(ids, expected.ids);
   EXPECT_EQ(labels, expected.labels);
+  r = run(kTool + " encode-jsonl --tokenizer " + kQwen + " --in " + path("d.jsonl") + " --print-ids");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.substr(r.out.find('\n') + 1, r.out.find('\n', r.out.find('\n') + 1) - r.out.find('\n')),
+            join(tok->encode("Q: 2+2?\nAnswer:")) + "," + join(tok->encode(" 4")) + ",151645\n");
   r = run(kTool + " decode --tokenizer " + kQwen + " --in " + path("d.bin") + " --document 1 --mark-labels");
   EXPECT_EQ(r.out, "Q: 2+2?\nAnswer:[[ 4<|im_end|>]]\n");
   r = run(kTool + " decode --tokenizer " + kQwen + " --in " + path("d.bin") + " --document 2 --mark-labels");

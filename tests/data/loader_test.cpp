@@ -347,6 +347,14 @@ TEST_F(LoaderTest, ConstructionRejectsBadShardsAndMixedTokenizers) {
   c.sources = {{"e", {path("empty.bin")}, 1.0}};
   EXPECT_THROW(DataLoader(c, 2), ConfigError);
   c.sources = {{"a", {path("v512.bin")}, 1.0}};
+  c.pad_id = 512;
+  try {
+    DataLoader l(c, 2);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("data.pad_id: 512 is outside the shards' vocabulary of 512"));
+  }
+  c.pad_id = 0;
   DataLoader ok(c, 2);
   EXPECT_EQ(ok.vocab_size(), 512);
   EXPECT_EQ(ok.max_token_id(), 2);
