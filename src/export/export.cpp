@@ -1,0 +1,88 @@
+// export_model: source -> format -> report.
+#include "edgerazor/export/export.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "edgerazor/core/error.h"
+#include "edgerazor/export/gguf_export.h"
+#include "edgerazor/export/hf_export.h"
+
+namespace edgerazor::exporter {
+namespace fs = std::filesystem;
+
+namespace {
+
+void check_options(const ExportOptions& o) {
+  if (o.format != "packed" && o.format != "hf" && o.format != "gguf")
+    throw ConfigError("", 0, 0, "--format", "unknown format '" + o.format + "' (packed, hf, gguf)");
+  if (o.out.empty()) throw ConfigError("", 0, 0, "--out", "an output path is required");
+  const auto parent = fs::path(o.out).parent_path();
+  if (!parent.empty() && !fs::is_directory(parent))
+    throw ConfigError("", 0, 0, "--out", "folder " + parent.string() + " does not exist");
+  if (o.format != "hf" && fs::is_directory(o.out)) throw ConfigError("", 0, 0, "--out", o.out + " is a folder; give a file name");
+  if (o.format == "hf" && fs::exists(o.out) && !fs::is_directory(o.out))
+    throw ConfigError("", 0, 0, "--out", o.out + " exists and is not a folder");
+}
+
+}  // namespace
+
+ExportReport export_model(const ExportOptions& options) {
+  check_options(options);
+  if (options.format == "gguf" && options.gguf_type != "auto" && options.gguf_type != "tq1_0" && options.gguf_type != "tq2_0" &&
+      options.gguf_type != "q4_0" && options.gguf_type != "f16" && options.gguf_type != "f32")
+    throw ConfigError("", 0, 0, "--gguf-type", "unknown type '" + options.gguf_type + "' (auto, tq1_0, tq2_0, q4_0, f16, f32)");
+  const QuantizedModel model = load_quantized_model(options.source);
+  return export_model(model, options);
+}
+
+ExportReport export_model(const QuantizedModel& model, const ExportOptions& options) {
+  check_options(options);
+  ExportReport report;
+  report.format = options.format;
+  report.path = options.out;
+  report.source = model.description;
+  report.coverage = model.coverage;
+  WrittenSizes sizes;
+  if (options.format == "packed") {
+    PackedOptions po;
+    po.ternary = options.ternary;
+    sizes = write_packed(model, options.out, po);
+  } else if (options.format == "hf") {
+    HfExportOptions ho;
+    ho.dtype = options.hf_dtype;
+    sizes = write_hf(model, options.out, ho);
+  } else {
+    GgufExportOptions go;
+    go.type = options.gguf_type;
+    go.fallback = options.gguf_fallback;
+    GgufExportResult r = write_gguf(model, options.out, go);
+    sizes = std::move(r.sizes);
+    report.warnings = std::move(r.warnings);
+  }
+  report.file_bytes = sizes.file_bytes;
+  std::map<std::string, std::string> labels;
+  for (const auto& row : model.coverage.rows) labels[row.name] = row.label;
+  for (const auto& t : model.tensors) {
+    ExportReport::Tensor row;
+    row.name = t.name;
+    const std::string module = t.name.substr(0, t.name.rfind('.'));
+    row.kind = t.quantized && labels.count(module) ? labels[module] : "unquantized";
+    row.stored_as = sizes.stored_as.count(t.name) ? sizes.stored_as[t.name] : "-";
+    row.numel = t.value.numel();
+    row.bytes = sizes.tensor_bytes.count(t.name) ? sizes.tensor_bytes[t.name] : 0;
+    report.tensors.push_back(std::move(row));
+  }
+  const std::string report_path = !options.report_path.empty() ? options.report_path
+                                  : options.format == "hf"     ? (fs::path(options.out) / "export_report.json").string()
+                                                               : options.out + ".report.json";
+  {
+    std::ofstream out(report_path + ".tmp", std::ios::trunc);
+    if (!out) throw FormatError(report_path + ".tmp", "cannot open for writing");
+    out << report.to_json() << "\n";
+  }
+  fs::rename(report_path + ".tmp", report_path);
+  return report;
+}
+
+}  // namespace edgerazor::exporter

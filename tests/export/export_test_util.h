@@ -1,0 +1,112 @@
+// Helpers shared by the export tests: temp folders, running tools, small model folders.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "edgerazor/io/hf_model.h"
+#include "edgerazor/model/model_config.h"
+
+namespace export_test {
+namespace fs = std::filesystem;
+
+inline const std::string kBin = EDGERAZOR_BIN_DIR;
+inline const std::string kData = EDGERAZOR_SHARED_DATA_DIR;
+inline const std::string kStories = kData + "/models/stories260K-hf";
+inline const std::string kSource = EDGERAZOR_SOURCE_DIR;
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+inline Result run(const std::string& cmd) {
+  const fs::path err_file = fs::temp_directory_path() / ("er_export_err_" + std::to_string(::getpid()));
+  Result r;
+  FILE* p = ::popen((cmd + " 2>" + err_file.string()).c_str(), "r");
+  std::array<char, 65536> buf{};
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream e(err_file);
+  std::stringstream ss;
+  ss << e.rdbuf();
+  r.err = ss.str();
+  fs::remove(err_file);
+  return r;
+}
+
+inline std::string read_text(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline void write_text(const fs::path& p, const std::string& s) {
+  std::ofstream out(p, std::ios::trunc);
+  out << s;
+}
+
+class TempDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("er_export_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  void expect_no_tmp() {
+    for (const auto& item : fs::recursive_directory_iterator(dir_))
+      EXPECT_NE(item.path().extension(), ".tmp") << item.path();
+  }
+  fs::path dir_;
+};
+
+// Ternary weights (block 64; down_proj rows of 172 take block 4) for stories260K: every row
+// length of that model is 64 or 172, so no preset's 256-blocks fit.
+inline const char* kStoriesTernaryYaml = R"(quantization:
+  select:
+    target_types: [linear, embedding]
+  function:
+    weight_function: weight_quant_uniform_symmetric_clip_per_block_int1_58
+    w_block_size: 64
+  overrides:
+    - name: .*down_proj
+      w_block_size: 4
+)";
+
+// A small random llama (or qwen3) model whose rows are multiples of 256, saved as an HF folder
+// with the stories260K SentencePiece tokenizer (vocab 512), for the TQ1_0/TQ2_0 paths.
+inline void make_wide_model(const fs::path& dir, const std::string& model_type = "llama", uint64_t seed = 7) {
+  const std::string cfg = std::string(R"({"architectures": ["LlamaForCausalLM"], "model_type": ")") + model_type + R"(",
+    "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "head_dim": 64, "vocab_size": 512, "max_position_embeddings": 256,
+    "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "hidden_act": "silu", "tie_word_embeddings": true,
+    "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "float32", "attention_bias": false, "mlp_bias": false})";
+  auto config = edgerazor::model::parse_model_config(cfg);
+  at::manual_seed(seed);
+  edgerazor::model::CausalLM m(config);
+  {
+    at::NoGradGuard g;
+    // Larger weights than the default init so that logits are far from uniform.
+    for (auto& p : m->parameters())
+      if (p.dim() == 2) p.normal_(0.0, 0.08);
+  }
+  edgerazor::io::SaveOptions so;
+  so.tokenizer_source_dir = kStories;
+  edgerazor::io::save_pretrained(*m, dir.string(), so);
+}
+
+}  // namespace export_test
