@@ -58,7 +58,7 @@ struct Batch {  // row-major (B, T) int64 arrays
   std::vector<int64_t> input_ids;       // (B, T)
   std::vector<int64_t> labels;          // (B, T); -100 = no loss (padding, prompt tokens)
   std::vector<int64_t> attention_mask;  // (B, T); 1 real token, 0 padding
-  std::vector<int32_t> source_index;    // (B,) which source each row came from
+  std::vector<int32_t> source_index;    // (B,) index into sources (eval: eval_sources) of each row
   // Tokens that carry a label (labels != -100), for tokens/s and loss normalisation.
   int64_t label_tokens() const;
   // Real tokens (attention_mask == 1).
