@@ -291,4 +291,16 @@ TEST_F(ToolsTest, GenerateChatUsesTheModelsTemplate) {
   EXPECT_THAT(none.err, HasSubstr("edgerazor-generate: error:"));
 }
 
+
+// edgerazor-eval --tokens also reads version-2 training shards (documents joined in order).
+TEST_F(ToolsTest, EvalReadsTrainingShards) {
+  const fs::path shard = dir_ / "valid.shard";
+  const Result enc = run(kBin + "/edgerazor-data encode --tokenizer " + kStories + " --in " + kValid +
+                         " --out " + shard.string() + " --split blank-line");
+  ASSERT_EQ(enc.code, 0) << enc.err;
+  const Result ev = run(kBin + "/edgerazor-eval " + kStories + " --tokens " + shard.string() + " --max-tokens 256 --quiet");
+  ASSERT_EQ(ev.code, 0) << ev.err;
+  EXPECT_EQ(nlohmann::json::parse(ev.out)["tokens"].get<int64_t>(), 256);
+}
+
 }  // namespace

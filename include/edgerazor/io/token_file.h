@@ -1,4 +1,5 @@
-// A flat token file: what `edgerazor-data encode` writes and `edgerazor-eval --tokens` reads.
+// A flat token file: what `edgerazor-data encode` writes and `edgerazor-eval --tokens` reads
+// (version 1 below; version-2 training shards from `edgerazor-data encode --split` are read too).
 // Header-only and torch-free (edgerazor-data must not link torch).
 //
 // Byte layout (little-endian), in the spirit of llm.c's shards:
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "edgerazor/core/error.h"
+#include "edgerazor/data/shard.h"
 
 namespace edgerazor::io {
 
@@ -73,6 +75,13 @@ inline std::vector<int32_t> read_token_file(const std::string& path) {
     throw FormatError(path, at, msg);
   };
   if (header[0] != kTokenFileMagic) fail(0, "bad magic (not an edgerazor token file)");
+  if (header[1] == 2) {  // a training shard (edgerazor/data/shard.h): its token stream, documents joined
+    std::fclose(f);
+    const data::ShardReader shard(path);
+    std::vector<int32_t> tokens(shard.size());
+    for (uint64_t i = 0; i < shard.size(); ++i) tokens[i] = shard.token(i);
+    return tokens;
+  }
   if (header[1] != kTokenFileVersion) fail(4, "unsupported version " + std::to_string(header[1]));
   if (header[2] != 2 && header[2] != 4) fail(8, "bytes per token must be 2 or 4, got " + std::to_string(header[2]));
   const uint64_t n = static_cast<uint32_t>(header[4]) | (static_cast<uint64_t>(static_cast<uint32_t>(header[5])) << 32);
