@@ -224,7 +224,7 @@ int launch_local(int nproc, const std::vector<std::string>& argv, const LaunchOp
     stopping = true;
     bool others = false;
     for (auto& c : children) others = others || c.running;
-    if (others) emit(-1, true, why + "; stopping the other ranks");
+    emit(-1, true, others ? why + "; stopping the other ranks" : why);
     stop_all(SIGTERM);
     kill_deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(options.kill_grace_s * 1000));
   };

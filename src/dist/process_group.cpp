@@ -38,6 +38,7 @@
 #include <cstdlib>
 #include <exception>
 #include <sstream>
+#include <thread>
 
 #include "edgerazor/core/error.h"
 
@@ -50,16 +51,21 @@ using Backend = c10d::Backend;
 using Backend = c10d::ProcessGroup;
 #endif
 
+// The cause's message without a C++ backtrace and without final punctuation (we append ". ...").
 std::string message_of(std::exception_ptr error) {
+  std::string text;
   try {
     std::rethrow_exception(error);
   } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
+    text = e.what_without_backtrace();
   } catch (const std::exception& e) {
-    return e.what();
+    text = e.what();
   } catch (...) {
-    return "unknown exception";
+    text = "unknown exception";
   }
+  while (!text.empty() && (text.back() == '.' || text.back() == '!' || text.back() == '\n' || text.back() == ' '))
+    text.pop_back();
+  return text;
 }
 
 std::string seconds_text(double s) {
@@ -222,7 +228,7 @@ void connect_store(ProcessGroup::State& s) {
   options.port = static_cast<std::uint16_t>(s.env.master_port);
   options.isServer = s.env.rank == 0;
   options.numWorkers = static_cast<std::size_t>(s.env.world_size);
-  options.waitWorkers = true;  // rank 0 returns once every rank has connected
+  options.waitWorkers = false;  // we count the ranks ourselves below, with a clear error
   options.timeout = s.timeout;
   try {
     s.store = c10::make_intrusive<c10d::TCPStore>(s.env.master_addr, options);
@@ -233,6 +239,25 @@ void connect_store(ProcessGroup::State& s) {
                            ". Check that every rank started with the same MASTER_ADDR/MASTER_PORT/WORLD_SIZE, "
                            "that the port is free on rank 0's host and reachable from the others.");
   }
+  // Every rank waits until all WORLD_SIZE ranks have checked in.
+  const std::string key = "edgerazor/joined";
+  const auto deadline = std::chrono::steady_clock::now() + s.timeout;
+  int64_t joined = 0;
+  try {
+    joined = s.store->add(key, 1);
+    while (joined < s.env.world_size && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      joined = s.store->add(key, 0);
+    }
+  } catch (...) {
+    throw DistributedError("rendezvous failed on " + describe(s.env) + ": " + message_of(std::current_exception()) +
+                           ". Rank 0 (which serves the store) probably exited: see its output.");
+  }
+  if (joined < s.env.world_size)
+    throw DistributedError("rendezvous failed on " + describe(s.env) + ": only " + std::to_string(joined) + " of " +
+                           std::to_string(s.env.world_size) + " ranks joined within the timeout of " +
+                           seconds_text(s.timeout_s) +
+                           ". Check that every rank started with the same MASTER_ADDR/MASTER_PORT/WORLD_SIZE.");
 }
 
 void create_gloo(ProcessGroup::State& s) {
@@ -422,8 +447,7 @@ void ProcessGroup::rank0_only(const std::string& what, const std::function<void(
                            message_of(std::current_exception()) +
                            ". Rank 0 probably exited or is stuck: see its output.");
   }
-  if (!status.empty() && status[0] == 'E') {
-    s.failed = true;
+  if (!status.empty() && status[0] == 'E') {  // rank 0's own failure; the group is still healthy
     throw DistributedError("rank 0 failed during " + what + ": " + std::string(status.begin() + 1, status.end()));
   }
 }

@@ -1,0 +1,17 @@
+// The worker side of the distributed tests: test_dist re-executes itself with
+// EDGERAZOR_DIST_TEST_WORKER=<scenario> (plus RANK/WORLD_SIZE/... from the launcher or the test),
+// and this static initializer runs the scenario and exits before GoogleTest starts.
+//
+// Scenarios:
+//   collectives  all_reduce (sum/mean/max, several dtypes, 1M+3 elements), broadcast, any,
+//                barrier, rank0_only (success and a failure on rank 0)
+//   train        TinyNet trained with data parallelism (see tiny_net.h), weights -> DIR/weights.bin
+//   die          collectives in a loop; rank 1 kills itself (SIGKILL) after 3 of them
+//   hang         rank 1 stops participating (sleeps) after 1 collective
+//   alone        joins a job whose other ranks never come (rendezvous timeout)
+#pragma once
+
+namespace edgerazor::dist::testing {
+// Name of the variable that selects a scenario.
+inline constexpr const char* kWorkerVar = "EDGERAZOR_DIST_TEST_WORKER";
+}  // namespace edgerazor::dist::testing
