@@ -171,7 +171,7 @@ QuantizedModel load_quantized_model(const ExportSourceOptions& options) {
   if (qc && !src.quant_config_file.empty() && (!options.preset.empty() || !options.config_file.empty()))
     spdlog::warn("{} was trained with {}; quantizing with {} instead", src.model_dir, src.quant_config_file, how);
   if (src.kind == "run" && !qc)
-    throw ConfigError("", 0, 0, "SOURCE", "checkpoint " + src.model_dir + " has no quantization.yaml; give --preset or --config");
+    spdlog::warn("checkpoint {} has no quantization.yaml (the run quantized nothing): exporting it unquantized", src.model_dir);
 
   io::LoadOptions lo;
   lo.dtype = options.dtype;

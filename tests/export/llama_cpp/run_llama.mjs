@@ -32,10 +32,15 @@ if (mode === "tokenize") {
   } else if (mode === "logits") {
     const input = ids(arg1).map((t) => [t, {generateNext: {logits: true}}]);
     const res = await seq.controlledEvaluate(input);
-    out = {logits: res.map((r) => Array.from(r.next.logits))};
+    // next.logits is a Map token -> logit: make it a dense row (every token is present)
+    out = {logits: res.map((r) => {
+      const row = new Array(r.next.logits.size).fill(null);
+      for (const [t, v] of r.next.logits) row[t] = v;
+      return row;
+    })};
   } else {
     throw new Error("unknown mode " + mode);
   }
 }
-process.stdout.write(JSON.stringify(out) + "\n");
-process.exit(0);
+// exit only once the pipe has taken everything (large logits outputs)
+process.stdout.write(JSON.stringify(out) + "\n", () => process.exit(0));
