@@ -280,19 +280,9 @@ distill::DistillObjectiveOptions read_kd_configuration(Locations& loc, const Loc
   return o;
 }
 
-// `quantization` may carry our strict_blocks key; the rest is the shared quantization parser's.
-QuantConfig read_quantization(Locations& loc, const Located& at, bool& strict_blocks) {
-  yaml::require_map(at);
-  YAML::Node rest(YAML::NodeType::Map);
-  for (const auto& kv : at.node) {
-    if (kv.first.as<std::string>() == "strict_blocks") {
-      read(loc, at, "strict_blocks", strict_blocks, yaml::as_bool);
-    } else {
-      rest[kv.first] = kv.second;
-    }
-  }
+QuantConfig read_quantization(Locations& loc, const Located& at) {
   loc.note(at);
-  return detail::read_quant_section(Located{rest, at.file, at.path});
+  return detail::read_quant_section(at);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -472,6 +462,12 @@ void check(const TrainConfig& c, const Locations& loc, bool check_files) {
   // The data section's own checks (values, every path/glob matches a file).
   if (check_files) {
     data::validate(c.data, "data", [&](const std::string& key) { return loc.locate(key); });
+  } else {  // the value checks of data::validate, without looking for the files
+    if (!one_of(c.data.packing, {"pack", "pad"}))
+      loc.fail("data.packing", "must be pack or pad, got '" + c.data.packing + "'");
+    for (size_t i = 0; i < c.data.sources.size(); ++i)
+      if (!(c.data.sources[i].weight > 0) || !std::isfinite(c.data.sources[i].weight))
+        loc.fail("data.sources[" + std::to_string(i) + "].weight", "must be > 0");
   }
 }
 
@@ -485,7 +481,7 @@ Override parse_override(const std::string& assignment) {
 }
 
 TrainConfig parse_train_config(const std::string& yaml_text, const std::string& origin,
-                               const std::vector<Override>& overrides) {
+                               const std::vector<Override>& overrides, bool check_files) {
   YAML::Node root = yaml::parse_text(yaml_text, origin);
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   for (const auto& o : overrides) apply_override(root, o);
@@ -509,8 +505,8 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
 
   const auto quant = section("quantization"), qat = section("qat_configuration");
   if (present(quant) && present(qat)) qat.fail("give either quantization or qat_configuration, not both");
-  if (present(quant)) c.quantization = read_quantization(loc, quant, c.strict_blocks);
-  if (present(qat)) c.quantization = read_quantization(loc, qat, c.strict_blocks);
+  if (present(quant)) c.quantization = read_quantization(loc, quant);
+  if (present(qat)) c.quantization = read_quantization(loc, qat);
 
   const auto dist = section("distillation"), kd = section("kd_configuration");
   if (present(dist) && present(kd)) kd.fail("give either distillation or kd_configuration, not both");
@@ -525,12 +521,12 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
   if (const auto at = section("train"); present(at)) read_train(loc, at, c.train);
   if (const auto at = section("distributed"); present(at)) read_distributed(loc, at, c.distributed);
   if (c.distillation) c.distillation->chunk_size = c.train.chunk_size;
-  check(c, loc, true);
+  check(c, loc, check_files);
   return c;
 }
 
-TrainConfig load_train_config(const std::string& path, const std::vector<Override>& overrides) {
-  return parse_train_config(yaml::read_file_text(path), path, overrides);
+TrainConfig load_train_config(const std::string& path, const std::vector<Override>& overrides, bool check_files) {
+  return parse_train_config(yaml::read_file_text(path), path, overrides, check_files);
 }
 
 void validate(const TrainConfig& config) { check(config, Locations(config.source), true); }

@@ -4,19 +4,35 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "edgerazor/config/train_config.h"
 
 namespace edgerazor::config {
 namespace {
 
+// The shortest text that reads back as the same double (2e-05, not 2.0000000000000002e-05).
+std::string num(double v) {
+  char buf[40];
+  for (int precision = 6; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof(buf), "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  std::string s = buf;
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";  // stays a float when read back
+  return s;
+}
+
 void emit_sources(YAML::Emitter& out, const char* key, const std::vector<data::DataSource>& sources, bool weights) {
-  out << YAML::Key << key << YAML::Value << YAML::BeginSeq;
+  out << YAML::Key << key << YAML::Value;
+  if (sources.empty()) out << YAML::Flow;
+  out << YAML::BeginSeq;
   for (const auto& s : sources) {
     out << YAML::BeginMap;
     out << YAML::Key << "name" << YAML::Value << s.name;
     out << YAML::Key << "paths" << YAML::Value << YAML::Flow << s.paths;
-    if (weights) out << YAML::Key << "weight" << YAML::Value << s.weight;
+    if (weights) out << YAML::Key << "weight" << YAML::Value << num(s.weight);
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;
@@ -27,8 +43,8 @@ void emit_loss(YAML::Emitter& out, const distill::DistillLossOptions& l) {
   out << YAML::Key << "name" << YAML::Value << l.name;
   out << YAML::Key << "loss_type" << YAML::Value << distill::to_string(l.loss_type);
   out << YAML::Key << "loss_function" << YAML::Value << distill::to_string(l.loss_function);
-  out << YAML::Key << "alpha" << YAML::Value << l.alpha;
-  out << YAML::Key << "temperature" << YAML::Value << l.temperature;
+  out << YAML::Key << "alpha" << YAML::Value << num(l.alpha);
+  out << YAML::Key << "temperature" << YAML::Value << num(l.temperature);
   out << YAML::Key << "use_entropy" << YAML::Value << l.use_entropy;
   out << YAML::Key << "padding_id" << YAML::Value << l.padding_id;
   out << YAML::Key << "confidence_k" << YAML::Value << l.confidence_k;
@@ -50,7 +66,6 @@ void emit_loss(YAML::Emitter& out, const distill::DistillLossOptions& l) {
 
 std::string to_yaml(const TrainConfig& c) {
   YAML::Emitter out;
-  out.SetDoublePrecision(17);
   out << YAML::BeginMap;
   out << YAML::Key << "run" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "name" << YAML::Value << c.run.name;
@@ -68,10 +83,7 @@ std::string to_yaml(const TrainConfig& c) {
     // is left out (re-reading it would apply its overrides twice).
     YAML::Node q = YAML::Load(to_yaml(*c.quantization));
     q.remove("preset");
-    if (!c.quantization->preset.empty())
-      out << YAML::Comment("quantization expanded from preset " + c.quantization->preset);
     out << YAML::Key << "quantization" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "strict_blocks" << YAML::Value << c.strict_blocks;
     for (const auto& kv : q) out << YAML::Key << kv.first << YAML::Value << kv.second;
     out << YAML::EndMap;
   }
@@ -79,7 +91,7 @@ std::string to_yaml(const TrainConfig& c) {
   if (c.distillation) {
     const auto& d = *c.distillation;
     out << YAML::Key << "distillation" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "loss_task_alpha" << YAML::Value << d.loss_task_alpha;
+    out << YAML::Key << "loss_task_alpha" << YAML::Value << num(d.loss_task_alpha);
     out << YAML::Key << "padding_id" << YAML::Value << d.padding_id;
     out << YAML::Key << "losses" << YAML::Value << YAML::BeginSeq;
     for (const auto& l : d.losses) emit_loss(out, l);
@@ -99,22 +111,22 @@ std::string to_yaml(const TrainConfig& c) {
   const TrainSection& t = c.train;
   out << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "optimizer" << YAML::Value << t.optimizer;
-  out << YAML::Key << "lr" << YAML::Value << t.lr;
-  out << YAML::Key << "beta1" << YAML::Value << t.beta1;
-  out << YAML::Key << "beta2" << YAML::Value << t.beta2;
-  out << YAML::Key << "eps" << YAML::Value << t.eps;
-  out << YAML::Key << "weight_decay" << YAML::Value << t.weight_decay;
+  out << YAML::Key << "lr" << YAML::Value << num(t.lr);
+  out << YAML::Key << "beta1" << YAML::Value << num(t.beta1);
+  out << YAML::Key << "beta2" << YAML::Value << num(t.beta2);
+  out << YAML::Key << "eps" << YAML::Value << num(t.eps);
+  out << YAML::Key << "weight_decay" << YAML::Value << num(t.weight_decay);
   out << YAML::Key << "decay_norm_and_bias" << YAML::Value << t.decay_norm_and_bias;
   out << YAML::Key << "lr_scheduler" << YAML::Value << t.lr_scheduler;
   out << YAML::Key << "warmup_steps" << YAML::Value << t.warmup_steps;
-  out << YAML::Key << "warmup_ratio" << YAML::Value << t.warmup_ratio;
-  out << YAML::Key << "min_lr" << YAML::Value << t.min_lr;
+  out << YAML::Key << "warmup_ratio" << YAML::Value << num(t.warmup_ratio);
+  out << YAML::Key << "min_lr" << YAML::Value << num(t.min_lr);
   out << YAML::Key << "max_steps" << YAML::Value << t.max_steps;
-  out << YAML::Key << "epochs" << YAML::Value << t.epochs;
+  out << YAML::Key << "epochs" << YAML::Value << num(t.epochs);
   out << YAML::Key << "micro_batch_size" << YAML::Value << t.micro_batch_size;
   out << YAML::Key << "gradient_accumulation_steps" << YAML::Value << t.gradient_accumulation_steps;
   out << YAML::Key << "accumulation" << YAML::Value << t.accumulation;
-  out << YAML::Key << "max_grad_norm" << YAML::Value << t.max_grad_norm;
+  out << YAML::Key << "max_grad_norm" << YAML::Value << num(t.max_grad_norm);
   out << YAML::Key << "precision" << YAML::Value << t.precision;
   out << YAML::Key << "gradient_checkpointing" << YAML::Value << t.gradient_checkpointing;
   out << YAML::Key << "device" << YAML::Value << t.device;
@@ -132,7 +144,13 @@ std::string to_yaml(const TrainConfig& c) {
   out << YAML::Key << "nproc_per_node" << YAML::Value << c.distributed.nproc_per_node;
   out << YAML::EndMap;
   out << YAML::EndMap;
-  return std::string(out.c_str()) + "\n";
+  std::string text = std::string(out.c_str()) + "\n";
+  if (c.quantization && !c.quantization->preset.empty()) {  // a note where the preset went
+    const size_t at = text.find("\nquantization:\n");
+    if (at != std::string::npos)
+      text.insert(at + 1, "# quantization: preset " + c.quantization->preset + ", expanded\n");
+  }
+  return text;
 }
 
 const std::vector<std::string>& lr_scheduler_names() {

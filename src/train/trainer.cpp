@@ -151,9 +151,7 @@ void Trainer::setup() {
   student_load.device = s.device;
   s.student = io::load_pretrained(cfg.model.student, student_load);
   if (cfg.quantization) {
-    quant::InjectOptions inject;
-    inject.plan.strict_blocks = cfg.strict_blocks;
-    const auto report = quant::inject(*s.student, *cfg.quantization, inject);
+    const auto report = quant::inject(*s.student, *cfg.quantization);
     s.quant_yaml = config::to_yaml(*cfg.quantization);
     char buf[160];
     std::snprintf(buf, sizeof(buf), "quantized %zu weights: coverage %.2f%%, %.3f bits/weight (codes), KV8 on %zu modules",
@@ -334,7 +332,10 @@ TrainSummary Trainer::train() {
                                    {"tokens_per_s", tps},
                                    {"elapsed_s", s.elapsed_before + session_s}});
       s.metrics.write("train", s.step, values);
-      s.say(progress_line(s.step, s.total_steps, window.mean_total(), window.means(), s.last_lr, tps, eta));
+      Scalars shown;  // the terminal gets the main parts; metrics.jsonl gets all (lafd.layer_i, gamma...)
+      for (const auto& p : window.means())
+        if (p.first.find('.') == std::string::npos) shown.push_back(p);
+      s.say(progress_line(s.step, s.total_steps, window.mean_total(), shown, s.last_lr, tps, eta));
       window.clear();
       window_tokens = 0;
       window_start = Clock::now();

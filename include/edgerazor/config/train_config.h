@@ -85,7 +85,6 @@ struct TrainConfig {
   RunSection run;
   ModelSection model;
   std::optional<QuantConfig> quantization;   // absent: no quantizers (plain (distilled) fine-tuning)
-  bool strict_blocks = true;                 // quantization.strict_blocks [EXT]: blocks must divide rows
   // Absent: teacher-less training with plain CE (e.g. pretraining a teacher).
   std::optional<distill::DistillObjectiveOptions> distillation;
   data::DataConfig data;
@@ -102,9 +101,12 @@ struct Override {
 // "train.lr=1e-5" -> {train.lr, 1e-5}; throws ConfigError without '='.
 Override parse_override(const std::string& assignment);
 
-TrainConfig load_train_config(const std::string& path, const std::vector<Override>& overrides = {});
+// check_files = false skips the file-system checks (model folders, data paths), e.g. to inspect a
+// config written for another machine.
+TrainConfig load_train_config(const std::string& path, const std::vector<Override>& overrides = {},
+                              bool check_files = true);
 TrainConfig parse_train_config(const std::string& yaml_text, const std::string& origin,
-                               const std::vector<Override>& overrides = {});
+                               const std::vector<Override>& overrides = {}, bool check_files = true);
 
 // Checks cross-section rules (also run by the loaders); throws ConfigError naming the key.
 void validate(const TrainConfig& config);
