@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <condition_variable>
 #include <mutex>
 #include <set>
@@ -155,6 +157,38 @@ TEST(Launch, RemoveOption) {
   const int port = pick_free_port();
   EXPECT_GT(port, 0);
   EXPECT_LT(port, 65536);
+}
+
+}  // namespace
+}  // namespace edgerazor::dist
+
+namespace edgerazor::dist {
+namespace {
+
+std::string run_capture(const std::string& command) {
+  std::string out;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return "popen failed";
+  char buf[512];
+  while (std::fgets(buf, sizeof(buf), pipe) != nullptr) out += buf;
+  const int status = ::pclose(pipe);
+  return out + "rc=" + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+TEST(SlurmWrapper, MapsSlurmVariablesToTorchrunOnes) {
+  const std::string script = std::string(EDGERAZOR_SOURCE_DIR) + "/scripts/slurm_launch.sh";
+  const std::string print = " sh -c 'echo $RANK $WORLD_SIZE $LOCAL_RANK $LOCAL_WORLD_SIZE $MASTER_ADDR $MASTER_PORT'";
+  // Third node of "4(x2),3,1": 3 local tasks; first host of a bracketed node list.
+  EXPECT_EQ(run_capture("env -i PATH=/usr/bin:/bin SLURM_PROCID=9 SLURM_NTASKS=12 SLURM_LOCALID=1 SLURM_NODEID=2 "
+                        "SLURM_TASKS_PER_NODE='4(x2),3,1' SLURM_JOB_NODELIST='gpu-[01-03,07],cpu5' SLURM_JOB_ID=123456 " +
+                        script + print),
+            "9 12 1 3 gpu-01 23456\nrc=0");
+  EXPECT_EQ(run_capture("env -i PATH=/usr/bin:/bin SLURM_PROCID=1 SLURM_NTASKS=2 SLURM_LOCALID=1 SLURM_NODEID=0 "
+                        "SLURM_TASKS_PER_NODE=2 SLURM_JOB_NODELIST=node7 MASTER_ADDR=10.0.0.5 MASTER_PORT=29400 " +
+                        script + print),
+            "1 2 1 2 10.0.0.5 29400\nrc=0");
+  EXPECT_EQ(run_capture("env -i PATH=/usr/bin:/bin " + script + " true 2>&1"),
+            "slurm_launch.sh: SLURM_PROCID/SLURM_NTASKS are not set; run it under srun\nrc=2");
 }
 
 }  // namespace
