@@ -154,6 +154,15 @@ std::vector<std::string> remove_option(const std::vector<std::string>& args, con
   return out;
 }
 
+std::optional<int> relaunch_as_workers(int nproc, int argc, const char* const* argv, const std::string& flag,
+                                       const LaunchOptions& options) {
+  if (nproc <= 1 || std::getenv("WORLD_SIZE") != nullptr) return std::nullopt;
+  std::vector<std::string> args(argv + std::min(argc, 1), argv + argc);
+  args = remove_option(args, flag);
+  args.insert(args.begin(), self_executable());
+  return launch_local(nproc, args, options);
+}
+
 int launch_local(int nproc, const std::vector<std::string>& argv, const LaunchOptions& options) {
   if (nproc < 1) throw ConfigError("--nproc-per-node must be at least 1 (got " + std::to_string(nproc) + ")");
   if (argv.empty() || argv[0].empty()) throw ConfigError("launch: no command to run");

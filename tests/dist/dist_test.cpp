@@ -224,7 +224,30 @@ TEST_P(DataParallelTraining, EqualsOneRankWithGradientAccumulation) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, DataParallelTraining,
-                         ::testing::Values("plain", "overlap", "overlap_accum", "overlap_accum_last"));
+                         ::testing::Values("plain", "overlap", "overlap_accum", "overlap_accum_last", "adapter"));
+
+// The trainer's entry point: `tool --nproc-per-node 2 ARGS` re-executes itself as 2 workers
+// without the flag; a worker (WORLD_SIZE set) or nproc 1 does not launch.
+TEST(Launch, RelaunchAsWorkersDropsTheFlag) {
+  const char* argv[] = {"ignored-argv0", "--nproc-per-node", "2", "--keep", "x"};
+  std::vector<std::string> lines;
+  std::mutex mutex;
+  LaunchOptions options;
+  options.extra_env = {{kWorkerVar, "relaunch"}};
+  options.on_line = [&](int rank, bool, const std::string& line) {
+    std::lock_guard<std::mutex> lock(mutex);
+    lines.push_back("[" + std::to_string(rank) + "] " + line);
+  };
+  const auto rc = relaunch_as_workers(2, 5, argv, "--nproc-per-node", options);
+  ASSERT_TRUE(rc.has_value());
+  EXPECT_EQ(*rc, 0);
+  EXPECT_THAT(lines, ::testing::Contains("[0] worker 0 of 2: --keep x"));
+  EXPECT_THAT(lines, ::testing::Contains("[1] worker 1 of 2: --keep x"));
+  EXPECT_FALSE(relaunch_as_workers(1, 5, argv).has_value());
+  ::setenv("WORLD_SIZE", "2", 1);
+  EXPECT_FALSE(relaunch_as_workers(2, 5, argv).has_value());
+  ::unsetenv("WORLD_SIZE");
+}
 
 // ---------------------------------------------------------------------------------------------
 // Failures: the ranks are spawned directly (not through the launcher, which would stop the

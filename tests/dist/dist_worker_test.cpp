@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "dist/tiny_net.h"
 #include "edgerazor/dist/grad_sync.h"
 #include "edgerazor/dist/process_group.h"
+#include "edgerazor/dist/trainer_sync.h"
 
 namespace edgerazor::dist::testing {
 namespace {
@@ -108,6 +110,9 @@ int train() {
   options.bucket_bytes(256).overlap(mode != "plain");  // 256 B: several buckets for 8x16+16+16x4+4+3 floats
   GradientSynchronizer sync(pg, net->parameters(), options);
   sync.broadcast_parameters();
+  // "adapter": the trainer's path, train::GradientSync::synchronize through C10dGradientSync
+  // (it shares nothing with `sync` above but the process group).
+  C10dGradientSync adapter(std::shared_ptr<ProcessGroup>(&pg, [](ProcessGroup*) {}), options);
 
   std::vector<int64_t> rows;
   for (int64_t i = r; i < 8; i += w) rows.push_back(i);
@@ -124,7 +129,14 @@ int train() {
           sync.prepare_backward();
       },
       [&] {
-        sync.synchronize();
+        if (mode == "adapter") {
+          adapter.synchronize(net->parameters());
+          std::vector<double> logged = {static_cast<double>(r), 1.5};
+          adapter.average(logged);
+          expect(logged[0] == 0.5 && logged[1] == 1.5, "average of logged values");
+        } else {
+          sync.synchronize();
+        }
         launched += sync.stats().launched_in_backward;
         relaunched += sync.stats().relaunched;
         expect(!net->unused.grad().defined(), "an unused parameter keeps an undefined grad");
@@ -212,8 +224,25 @@ int bench() {
   return 0;
 }
 
+// Started by relaunch_as_workers from the test: prints its rank and the arguments it got.
+int relaunch() {
+  const DistEnv env = read_dist_env();
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string args;
+  size_t start = all.find('\0');  // skip argv[0]
+  while (start != std::string::npos && start + 1 < all.size()) {
+    const size_t end = all.find('\0', start + 1);
+    args += " " + all.substr(start + 1, end - start - 1);
+    start = end;
+  }
+  std::printf("worker %d of %d:%s\n", env.rank, env.world_size, args.c_str());
+  return 0;
+}
+
 int run_scenario(const std::string& name) {
   if (name == "bench") return bench();
+  if (name == "relaunch") return relaunch();
   if (name == "collectives") return collectives();
   if (name == "train") return train();
   if (name == "die") return die_or_hang(true);

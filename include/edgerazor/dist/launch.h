@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,14 @@ struct LaunchOptions {
 // argv, node_rank >= nnodes, nnodes > 1 without a master_port). A command that cannot be
 // executed makes that child exit with 127 and a message.
 int launch_local(int nproc_per_node, const std::vector<std::string>& argv, const LaunchOptions& options = {});
+
+// For tools with --nproc-per-node N: when N > 1 and this process is not already a worker
+// (WORLD_SIZE is not in the environment), runs launch_local(N, [this executable] + argv[1:]
+// without `flag`) and returns its exit code; otherwise returns nullopt and the caller goes on as
+// a single process or as the worker the environment describes.
+std::optional<int> relaunch_as_workers(int nproc_per_node, int argc, const char* const* argv,
+                                       const std::string& flag = "--nproc-per-node",
+                                       const LaunchOptions& options = {});
 
 // A TCP port that is free on every local interface right now (the OS picks it).
 int pick_free_port();
