@@ -152,7 +152,12 @@ void Trainer::setup() {
   s.student = io::load_pretrained(cfg.model.student, student_load);
   if (cfg.quantization) {
     const auto report = quant::inject(*s.student, *cfg.quantization);
-    s.quant_yaml = config::to_yaml(*cfg.quantization);
+    // Written expanded and without the preset key, so reading it back gives this exact config
+    // (with the key, a reader would apply the preset's overrides a second time).
+    config::QuantConfig expanded = *cfg.quantization;
+    expanded.preset.clear();
+    s.quant_yaml = (cfg.quantization->preset.empty() ? "" : "# expanded from preset " + cfg.quantization->preset + "\n") +
+                   config::to_yaml(expanded) + "\n";
     char buf[160];
     std::snprintf(buf, sizeof(buf), "quantized %zu weights: coverage %.2f%%, %.3f bits/weight (codes), KV8 on %zu modules",
                   report.rows.size(), 100.0 * report.coverage(), report.average_code_bits(), report.kv_modules.size());

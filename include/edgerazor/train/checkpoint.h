@@ -5,7 +5,9 @@
 //   config.json, model.safetensors, tokenizer files   the student's latent fp32 weights as a
 //                                                     Hugging Face folder (loads with io::load_pretrained)
 //   quantization.yaml                                 config::to_yaml of the resolved quantization
-//                                                     config (absent when the run quantizes nothing)
+//                                                     config, preset expanded (no preset key), so
+//                                                     config::load_quant_config_file gives it back
+//                                                     exactly (absent when the run quantizes nothing)
 //   train_config.yaml                                 the resolved run config (config::to_yaml)
 //   trainer_state/state.json                          step, schedule, data-loader position, seeds
 //   trainer_state/optimizer.pt                        AdamW state (torch::serialize archive)
