@@ -11,7 +11,9 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/version.h>
 
-#if defined(USE_C10D_GLOO)
+// Gloo when this LibTorch was built with it (its CMake targets define USE_C10D_GLOO) and the Gloo
+// headers are installed (Debian: libgloo-dev).
+#if defined(USE_C10D_GLOO) && __has_include(<gloo/config.h>)
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #define ER_HAVE_GLOO 1
 #else
