@@ -409,6 +409,31 @@ bool ProcessGroup::any(bool flag, const std::string& what) {
   return t.item<float>() > 0.5f;
 }
 
+std::vector<std::string> ProcessGroup::gather_to_rank0(const std::string& value, const std::string& what) {
+  State& s = *state_;
+  if (!distributed()) return {value};
+  const std::string prefix = "edgerazor/gather/" + std::to_string(s.rank0_calls++) + "/";
+  try {
+    if (!is_rank0()) {
+      s.store->set(prefix + std::to_string(rank()), std::vector<uint8_t>(value.begin(), value.end()));
+      return {};
+    }
+    std::vector<std::string> out{value};
+    for (int r = 1; r < world_size(); ++r) {
+      const std::string key = prefix + std::to_string(r);
+      s.store->wait({key}, s.timeout);
+      const auto bytes = s.store->get(key);
+      out.emplace_back(bytes.begin(), bytes.end());
+      s.store->deleteKey(key);
+    }
+    return out;
+  } catch (...) {
+    s.failed = true;
+    throw DistributedError(s.context("gather '" + what + "'") + ": " + message_of(std::current_exception()) +
+                           ". Another rank probably exited or stopped responding: see its output.");
+  }
+}
+
 void ProcessGroup::rank0_only(const std::string& what, const std::function<void()>& fn) {
   State& s = *state_;
   std::exception_ptr own;

@@ -49,6 +49,10 @@ void C10dGradientSync::rank0_only(const std::string& what, const std::function<v
   group_->rank0_only(what, fn);
 }
 
+std::vector<std::string> C10dGradientSync::gather_to_rank0(const std::string& value) {
+  return group_->gather_to_rank0(value, "per-rank state");
+}
+
 std::shared_ptr<C10dGradientSync> make_gradient_sync(const std::string& backend, const std::string& device,
                                                      double timeout_s, const GradSyncOptions& options) {
   const DistEnv env = read_dist_env();

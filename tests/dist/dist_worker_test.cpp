@@ -81,6 +81,14 @@ int collectives() {
   expect(some.grad().defined() && at::equal(some.grad(), at::full({2}, 1.0f)), "grad on one rank averages with zeros");
   expect(!none.grad().defined(), "grad on no rank stays undefined");
 
+  const std::string mine = "state of rank " + std::to_string(r) + std::string(r == 1 ? 70000 : 1, 'x') + std::string(1, '\0');
+  const auto gathered = pg.gather_to_rank0(mine, "states");
+  if (r == 0)
+    expect(gathered.size() == 2 && gathered[0] == mine && gathered[1] == "state of rank 1" + std::string(70000, 'x') + std::string(1, '\0'),
+           "gather_to_rank0 on rank 0");
+  else
+    expect(gathered.empty(), "gather_to_rank0 returns nothing on other ranks");
+
   const std::string dir = env_or("EDGERAZOR_DIST_TEST_DIR", "");
   pg.rank0_only("write marker", [&] {
     const std::string text = "written by rank " + std::to_string(r);

@@ -89,6 +89,11 @@ class ProcessGroup {
   // true on every rank when `flag` is true on any rank (stop signals, non-finite losses).
   bool any(bool flag, const std::string& what = "any");
 
+  // Rank 0 gets every rank's `value` (index = rank; e.g. per-rank data-loader states for a
+  // checkpoint only rank 0 writes); the other ranks get an empty vector. Through the store, so
+  // values of any size and content. Collective.
+  std::vector<std::string> gather_to_rank0(const std::string& value, const std::string& what = "gather");
+
   // Runs `fn` on rank 0 only (checkpoints, logs, exports), then every rank learns whether it
   // worked: rank 0 rethrows its own exception; the others throw DistributedError
   // "rank 0 failed during <what>: <its message>". Collective: every rank must call it.

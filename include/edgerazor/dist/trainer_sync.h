@@ -38,6 +38,7 @@ class C10dGradientSync : public train::GradientSync {
   void broadcast_parameters(const std::vector<at::Tensor>& parameters);  // rank 0's values everywhere
   bool any(bool flag);  // agree on stop requests / non-finite values: true everywhere if true anywhere
   void rank0_only(const std::string& what, const std::function<void()>& fn);  // see ProcessGroup
+  std::vector<std::string> gather_to_rank0(const std::string& value);          // see ProcessGroup
   const std::string& device() const;  // "cpu" or "cuda:LOCAL_RANK": where this rank must compute
   ProcessGroup& group();
   const GradSyncStats* stats() const;  // null before the first synchronize()
