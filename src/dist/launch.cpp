@@ -222,6 +222,7 @@ int launch_local(int nproc, const std::vector<std::string>& argv, const LaunchOp
   bool stopping = false;
   Clock::time_point kill_deadline{};
   bool killed = false;
+  int signals_seen = 0;
 
   auto stop_all = [&](int sig) {
     for (auto& c : children)
@@ -334,12 +335,17 @@ int launch_local(int nproc, const std::vector<std::string>& argv, const LaunchOp
     if (fds.back().revents & POLLIN) {
       unsigned char signo = 0;
       while (::read(signals.read_fd(), &signo, 1) == 1) {
-        emit(-1, true, std::string("received ") + strsignal(signo) + ", forwarding it to the ranks");
-        stop_all(signo);
-        if (!stopping) {
-          stopping = true;
-          kill_deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(options.kill_grace_s * 1000));
+        // The first signal is forwarded and the ranks get all the time they need (a trainer
+        // finishes its step and writes a checkpoint); a second one kills them.
+        if (signals_seen++ == 0) {
+          emit(-1, true, std::string("received ") + strsignal(signo) + ", forwarding it to the ranks (again to kill them)");
+          stop_all(signo);
+        } else {
+          emit(-1, true, std::string("received ") + strsignal(signo) + " again; sending SIGKILL to the ranks");
+          stop_all(SIGKILL);
+          killed = true;
         }
+        stopping = true;
         if (first_failure == 0) first_failure = 128 + signo;
       }
     }
@@ -364,7 +370,7 @@ int launch_local(int nproc, const std::vector<std::string>& argv, const LaunchOp
       any_running = any_running || c.running;
     }
     if (was_running && !any_running) all_exited = Clock::now();
-    if (stopping && any_running && !killed && Clock::now() > kill_deadline) {
+    if (stopping && kill_deadline != Clock::time_point{} && any_running && !killed && Clock::now() > kill_deadline) {
       emit(-1, true, "ranks still running " + std::to_string(options.kill_grace_s) + " s after SIGTERM; sending SIGKILL");
       stop_all(SIGKILL);
       killed = true;

@@ -138,6 +138,30 @@ TEST(Launch, SigtermToTheLauncherIsForwarded) {
   EXPECT_THAT(c.out, Contains("[rank 1] got TERM"));
 }
 
+TEST(Launch, ASecondSignalKillsRanksThatIgnoreTheFirst) {
+  Captured c;
+  int rc = -1;
+  std::thread launcher([&] {
+    rc = launch_local(2, {"sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"}, c.options());
+  });
+  auto wait_for = [&](const std::string& text, size_t count) {
+    std::unique_lock<std::mutex> lock(c.mutex);
+    return c.changed.wait_for(lock, std::chrono::seconds(60), [&] {
+      size_t n = 0;
+      for (const auto* v : {&c.out, &c.err})
+        n += std::count_if(v->begin(), v->end(), [&](const std::string& l) { return l.find(text) != std::string::npos; });
+      return n >= count;
+    });
+  };
+  ASSERT_TRUE(wait_for("ready", 2));
+  ::kill(::getpid(), SIGTERM);
+  ASSERT_TRUE(wait_for("forwarding it to the ranks", 1));
+  ::kill(::getpid(), SIGTERM);
+  launcher.join();
+  EXPECT_EQ(rc, 128 + SIGTERM);
+  EXPECT_THAT(c.all(), HasSubstr("again; sending SIGKILL to the ranks"));
+}
+
 TEST(Launch, BadArgumentsAreConfigErrors) {
   EXPECT_THROW(launch_local(0, {"true"}), ConfigError);
   EXPECT_THROW(launch_local(1, {}), ConfigError);

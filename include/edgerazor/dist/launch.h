@@ -11,7 +11,8 @@
 // child exits with 0. When a child fails, the launcher sends SIGTERM to the others, SIGKILL
 // after kill_grace_s, and returns the first failure's exit code (128 + signal for a signal).
 // SIGINT/SIGTERM sent to the launcher are forwarded to every child (each runs in its own process
-// group, so a terminal's Ctrl-C reaches the workers once, through the launcher). Children get
+// group, so a terminal's Ctrl-C reaches the workers once, through the launcher) and the launcher
+// waits for them without a deadline (a trainer checkpoints first); a second signal SIGKILLs them. Children get
 // SIGTERM if the launcher dies (PR_SET_PDEATHSIG) and read stdin from /dev/null.
 #pragma once
 
