@@ -4,11 +4,13 @@
 //
 // Scenarios:
 //   collectives  all_reduce (sum/mean/max, several dtypes, 1M+3 elements), broadcast, any,
-//                barrier, rank0_only (success and a failure on rank 0)
+//                barrier, gather_to_rank0, gradient presence, rank0_only (success, failure on rank 0)
 //   train        TinyNet trained with data parallelism (see tiny_net.h), weights -> DIR/weights.bin
 //   die          collectives in a loop; rank 1 kills itself (SIGKILL) after 3 of them
 //   hang         rank 1 stops participating (sleeps) after 1 collective
 //   alone        joins a job whose other ranks never come (rendezvous timeout)
+//   relaunch     prints its rank and arguments (relaunch_as_workers test)
+//   bench        not a test: all_reduce bandwidth and per-step sync overhead (README numbers)
 #pragma once
 
 namespace edgerazor::dist::testing {
