@@ -1,0 +1,134 @@
+// edgerazor-bench step on tiny shapes (its JSON line has every promised field, sane values), its
+// flag errors, and the experimental row-fused CE + EAKLD kernel against the library's fused path.
+// No timing assertions: speed is measured by the benchmarks themselves (bench/README.md).
+#include <ATen/ATen.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "../../src/bench/fast_logit_loss.h"
+#include "edgerazor/distill/functional.h"
+#include "edgerazor/distill/logit_loss.h"
+
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string out;
+};
+
+Result run(const std::string& cmd) {
+  Result r;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string last_line(const std::string& text) {
+  std::istringstream in(text);
+  std::string line, last;
+  while (std::getline(in, line))
+    if (!line.empty()) last = line;
+  return last;
+}
+
+const std::string kBench = std::string(EDGERAZOR_BIN_DIR) + "/edgerazor-bench";
+
+TEST(BenchStep, TinyStepPrintsTheJsonLine) {
+  const Result r = run(kBench + " step --vocab 1024 --dim 256 --layers 2 --heads 4 --kv-heads 2 --ffn 512"
+                                " --seq 32 --batch 2 --steps 2 --dtype fp32 --threads 1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(last_line(r.out));
+  for (const char* key : {"tokens_per_s", "peak_rss_mb", "step_ms", "mfu", "matmul_peak_gflops", "flops_per_step",
+                          "flop_model", "phases_ms", "dtype", "threads"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_EQ(j["dtype"], "fp32");
+  EXPECT_EQ(j["threads"], 1);
+  EXPECT_GT(j["tokens_per_s"].get<double>(), 0.0);
+  EXPECT_GT(j["step_ms"].get<double>(), 0.0);
+  EXPECT_GT(j["peak_rss_mb"].get<double>(), 10.0);
+  EXPECT_GT(j["matmul_peak_gflops"].get<double>(), 0.0);
+  EXPECT_GT(j["mfu"].get<double>(), 0.0);
+  EXPECT_LT(j["mfu"].get<double>(), 1.5);
+  // The FLOP model: 4 forward passes of 2*B*T*(L*(4 C^2 (with H_kv = H/2: 3 C^2) + 3 C F) + V C) + attention.
+  const double C = 256, F = 512, L = 2, V = 1024, B = 2, T = 32, D = 64, H = 4;
+  const double per_token = L * (C * C + 2 * C * 2 * D + C * C + 3 * C * F) + V * C;
+  const double expected = 4 * (2 * B * T * per_token + 4 * B * L * H * T * T * D);
+  EXPECT_DOUBLE_EQ(j["flops_per_step"].get<double>(), expected);
+  // A sane loss: 0.1 * CE (about 0.1 * ln V at init) plus small distillation terms.
+  EXPECT_GT(j["loss"].get<double>(), 0.05 * std::log(V));
+  EXPECT_LT(j["loss"].get<double>(), 0.3 * std::log(V));
+}
+
+TEST(BenchStep, BadFlagsExitTwo) {
+  const Result r = run(kBench + " step --dtype fp16");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_THAT(r.out, ::testing::HasSubstr("--dtype"));
+  const Result heads = run(kBench + " step --dim 100 --heads 8 --steps 1");
+  EXPECT_EQ(heads.code, 2) << heads.out;
+  EXPECT_THAT(heads.out, ::testing::HasSubstr("--heads"));
+}
+
+// The row-fused kernel gives the library's fused CE + EAKLD values and gradients.
+void check_fast_kernel(at::ScalarType dtype, double tol) {
+  namespace d = edgerazor::distill;
+  at::manual_seed(3);
+  const int64_t B = 2, T = 37, C = 48, V = 1001;
+  const auto opts = at::TensorOptions().dtype(dtype);
+  const at::Tensor hs = at::randn({B, T, C}, opts), ws = (at::randn({V, C}) * 0.3).to(dtype);
+  const at::Tensor ht = at::randn({B, T, C}, opts), wt = (at::randn({V, C}) * 0.3).to(dtype);
+  at::Tensor labels = at::randint(0, V, {B, T}, at::kLong);
+  labels.narrow(1, 0, 5).fill_(-100);  // a prompt
+  auto kd = d::loss_preset("eakld");
+  kd.temperature = 1.0;
+  kd.confidence_k = 16;
+  d::FusedLogitRequest request;
+  request.chunk_size = 16;  // several chunks, the last one partial
+  request.ce_targets = d::next_token_targets(labels, -100);
+  request.ce_weights = d::reduction_weights(request.ce_targets.ne(-100), B, T, d::Reduction::mean, at::kFloat);
+  request.terms.push_back(d::make_logit_term(kd, labels, B, T, at::TensorOptions().dtype(at::kFloat)));
+
+  auto run_one = [&](bool fast) {
+    const at::Tensor h = hs.clone().requires_grad_(true), w = ws.clone().requires_grad_(true);
+    const auto s = d::LogitsSource::from_hidden(h, w), t = d::LogitsSource::from_hidden(ht, wt);
+    EXPECT_TRUE(edgerazor::bench::fast_logit_losses_supported(s, t, request));
+    const auto r = fast ? edgerazor::bench::fast_fused_logit_losses(s, t, request) : d::fused_logit_losses(s, t, request);
+    (r.ce * 0.1 + r.forward[0] * 1.3 + r.reverse[0] * 0.7).backward();
+    return std::vector<at::Tensor>{r.ce, r.forward[0], r.reverse[0], r.gamma_stat[0], h.grad().to(at::kFloat),
+                                   w.grad().to(at::kFloat)};
+  };
+  const auto ref = run_one(false), got = run_one(true);
+  const char* names[] = {"ce", "forward", "reverse", "entropy", "grad_hidden", "grad_weight"};
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double err = ((got[i] - ref[i]).norm() / ref[i].norm()).item<double>();
+    EXPECT_LT(err, tol) << names[i] << " " << got[i].norm().item<double>() << " vs " << ref[i].norm().item<double>();
+  }
+  EXPECT_GT(ref[3].item<double>(), 0.5);  // a non-trivial entropy statistic
+}
+
+TEST(BenchFastLogitLoss, MatchesLibraryFp32) { check_fast_kernel(at::kFloat, 2e-5); }
+TEST(BenchFastLogitLoss, MatchesLibraryBf16) { check_fast_kernel(at::kBFloat16, 2e-2); }
+
+TEST(BenchFastLogitLoss, RejectsWhatItDoesNotImplement) {
+  namespace d = edgerazor::distill;
+  const auto s = d::LogitsSource::from_hidden(at::randn({1, 4, 8}), at::randn({16, 8}));
+  d::FusedLogitRequest request;
+  d::FusedKLTerm term;
+  term.temperature = 2.0;
+  request.terms.push_back(term);
+  EXPECT_FALSE(edgerazor::bench::fast_logit_losses_supported(s, s, request));
+  EXPECT_FALSE(edgerazor::bench::fast_logit_losses_supported(d::LogitsSource::from_logits(at::randn({1, 4, 16})), s,
+                                                             d::FusedLogitRequest{}));
+}
+
+}  // namespace

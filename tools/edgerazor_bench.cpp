@@ -1,0 +1,581 @@
+// edgerazor-bench: throughput, utilisation and peak memory of one quantization-aware distillation
+// (QAD) step, composed from library pieces exactly as a trainer runs it:
+//
+//   teacher forward (NoGradGuard, hidden states, no logits)
+//   { QuantizedWeightsScope: student forward (ternary W, A8 hooks, hidden states, no logits)
+//     DistillObjective: 0.1 CE + 2.0 EAKLD(T=1, k=16) + 0.1 LAFD(top-3 cosine), fused chunked
+//       CE+KL from the final hidden states and the lm_head weights (no (B, T, V) logits)
+//     backward }                       (STE: gradients land on the latent weights)
+//   clip_grad_norm(1.0), AdamW step (lr 2e-5, betas 0.9/0.95, wd 0.01), zero_grad
+//
+//   edgerazor-bench step --vocab 32000 --dim 512 --layers 8 --heads 8 --kv-heads 8 --ffn 1536 \
+//                        --seq 256 --batch 4 --steps 6 --dtype auto|bf16|fp32 [--threads N]
+//
+// Student: Llama-shaped, quantization preset w1.58a8kv8 without the kv_cache target (ternary
+// absmean weights block 256 on every Linear and the embedding, A8 absmax block 256 on every
+// Linear input incl. lm_head); teacher: the same shape in full precision (the student starts as
+// its copy). --dtype auto = bf16 only where the CPU has native bf16 (avx512_bf16 / amx_bf16),
+// fp32 otherwise; in bf16 both models, gradients and AdamW states are bf16 (as `model.to(bf16)`
+// in the PyTorch baseline bench/py_eager_step.py).
+//
+// Output: one JSON line per step on stderr-free stdout ({"step":i,...}) and a final JSON line with
+// tokens_per_s, step_ms (median over the steps after the first, warm-up, one), peak_rss_mb (VmHWM
+// of the whole process), mfu (model FLOPs / step time / measured matmul peak), matmul_peak_gflops
+// (best of a large square matmul in the chosen dtype measured at start), flops_per_step and the
+// FLOP model used, and the median time of each phase of the step.
+// EDGERAZOR_BENCH_TRACE=<file.json> records the LibTorch profiler's chrome trace of the last step.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <CLI/CLI.hpp>
+#include <c10/core/Allocator.h>
+#include <malloc.h>
+#include <sys/resource.h>
+#include <torch/version.h>
+#include <nlohmann/json.hpp>
+#include <torch/csrc/autograd/profiler_legacy.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <unordered_map>
+#include <string>
+#include <vector>
+
+#include "edgerazor/config/quant_presets.h"
+#include "edgerazor/core/cli.h"
+#include "edgerazor/core/error.h"
+#include "edgerazor/distill/feature_loss.h"
+#include "edgerazor/distill/functional.h"
+#include "edgerazor/distill/logit_loss.h"
+#include "edgerazor/distill/objective.h"
+#include "edgerazor/model/transformer.h"
+#include "edgerazor/quant/hooks.h"
+#include "edgerazor/quant/inject.h"
+#include "edgerazor/quant/weight_quantizer.h"
+#include "edgerazor/runtime/runtime.h"
+#include "../src/bench/fast_logit_loss.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+struct StepArgs {
+  int64_t vocab = 32000, dim = 512, layers = 8, heads = 8, kv_heads = 8, ffn = 1536, seq = 256, batch = 4;
+  int steps = 6, threads = 0;
+  std::string dtype = "auto";
+};
+
+// ---- machine facts ---------------------------------------------------------------------------
+
+std::string cpu_flags() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("flags", 0) == 0) return line + " ";
+  return "";
+}
+
+bool has_native_bf16() {
+  const std::string flags = cpu_flags();
+  return flags.find(" avx512_bf16 ") != std::string::npos || flags.find(" amx_bf16 ") != std::string::npos;
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+double status_mib(const std::string& key) {  // "VmRSS:" / "VmHWM:" in MiB
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key, 0) == 0) return std::stod(line.substr(key.size())) / 1024.0;
+  return -1.0;
+}
+
+std::vector<double> load_average() {
+  std::ifstream in("/proc/loadavg");
+  double a = 0, b = 0, c = 0;
+  in >> a >> b >> c;
+  return {a, b, c};
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// ---- allocator experiment (EDGERAZOR_BENCH_ALLOCATOR=default|glibc|caching) ---------------------
+//
+// LibTorch's CPU allocator is posix_memalign/free. glibc serves blocks above its mmap threshold
+// (dynamic, at most 32 MiB) with fresh mmaps and trims freed heap tops, so every step page-faults
+// (and the kernel zeroes) its large temporaries again. "glibc" keeps freed memory in the heap
+// (mmap threshold 32 MiB, no trimming); "caching" keeps freed blocks >= 1 MiB in per-size free
+// lists for reuse (sizes rounded up to 1/16 of their power of two).
+
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+#define ER_BENCH_ALLOC_CONST
+#else
+#define ER_BENCH_ALLOC_CONST const
+#endif
+
+class CachingCpuAllocator final : public c10::Allocator {
+ public:
+  static constexpr size_t kMinCached = size_t(1) << 20;
+
+  c10::DataPtr allocate(size_t n) ER_BENCH_ALLOC_CONST override {
+    void* p = nullptr;
+    if (n < kMinCached) {
+      p = plain_alloc(n);
+    } else {
+      const size_t size = round_up(n);
+      std::lock_guard<std::mutex> lock(mutex());
+      auto it = free_lists().find(size);
+      if (it != free_lists().end() && !it->second.empty()) {
+        p = it->second.back();
+        it->second.pop_back();
+      } else {
+        p = plain_alloc(size);
+      }
+      sizes()[p] = size;
+    }
+    return {p, p, &release, c10::Device(c10::DeviceType::CPU)};
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return &release; }
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+  void copy_data(void* dest, const void* src, std::size_t count) const override { std::memcpy(dest, src, count); }
+#endif
+
+ private:
+  // Process-wide state (the deleter is a plain function pointer).
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static std::unordered_map<void*, size_t>& sizes() {  // live cached blocks
+    static std::unordered_map<void*, size_t> m;
+    return m;
+  }
+  static std::unordered_map<size_t, std::vector<void*>>& free_lists() {
+    static std::unordered_map<size_t, std::vector<void*>> m;
+    return m;
+  }
+  static size_t round_up(size_t n) {
+    size_t p2 = 1;
+    while (p2 < n) p2 <<= 1;
+    const size_t step = std::max<size_t>(p2 / 16, 4096);
+    return (n + step - 1) / step * step;
+  }
+  static void* plain_alloc(size_t n) {
+    void* p = nullptr;
+    if (posix_memalign(&p, 64, std::max<size_t>(n, 64)) != 0) throw std::bad_alloc();
+    return p;
+  }
+  static void release(void* p) {
+    if (p == nullptr) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex());
+      auto it = sizes().find(p);
+      if (it != sizes().end()) {
+        free_lists()[it->second].push_back(p);
+        sizes().erase(it);
+        return;
+      }
+    }
+    std::free(p);
+  }
+};
+
+// Returns the allocator mode in effect ("default" | "glibc" | "caching").
+std::string configure_allocator() {
+  const char* env = std::getenv("EDGERAZOR_BENCH_ALLOCATOR");
+  const std::string mode = env && *env ? env : "default";
+  if (mode == "glibc") {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+  } else if (mode == "caching") {
+    static CachingCpuAllocator allocator;
+    c10::SetAllocator(c10::DeviceType::CPU, &allocator, /*priority=*/1);
+  } else if (mode != "default") {
+    throw edgerazor::ConfigError("EDGERAZOR_BENCH_ALLOCATOR must be default, glibc or caching, got '" + mode + "'");
+  }
+  return mode;
+}
+
+struct Usage {
+  double sys_ms = 0, user_ms = 0;
+  long minor_faults = 0;
+};
+Usage usage_now() {
+  rusage r{};
+  getrusage(RUSAGE_SELF, &r);
+  Usage u;
+  u.sys_ms = r.ru_stime.tv_sec * 1e3 + r.ru_stime.tv_usec / 1e3;
+  u.user_ms = r.ru_utime.tv_sec * 1e3 + r.ru_utime.tv_usec / 1e3;
+  u.minor_faults = r.ru_minflt;
+  return u;
+}
+
+// Best GFLOP/s of an n x n x n matmul in `dtype` over `reps` timed rounds of ~0.3 s each.
+double matmul_peak_gflops(at::ScalarType dtype, int64_t n = 2048, int reps = 4) {
+  at::NoGradGuard no_grad;
+  const auto a = at::randn({n, n}).to(dtype), b = at::randn({n, n}).to(dtype);
+  auto c = at::mm(a, b);  // warm-up (oneDNN primitive creation, page faults)
+  double best = 0.0;
+  for (int r = 0; r < reps; ++r) {
+    int iters = 0;
+    const auto t0 = Clock::now();
+    do {
+      at::mm_out(c, a, b);
+      ++iters;
+    } while (ms_since(t0) < 300.0);
+    const double s = ms_since(t0) / 1e3;
+    best = std::max(best, 2.0 * n * n * n * iters / s / 1e9);
+  }
+  return best;
+}
+
+// ---- FLOP model ------------------------------------------------------------------------------
+
+const char* const kFlopModel =
+    "4 * F_fwd (student forward + backward = 3 F_fwd, teacher forward = F_fwd); "
+    "F_fwd = 2*B*T*(L*(C*H*D + 2*C*Hkv*D + H*D*C + 3*C*F) + V*C) + 4*B*L*H*T*T*D (attention scores and "
+    "values over the full T x T square); embedding lookups, norms, quantizers, losses and the optimizer "
+    "count 0; the chunked loss's recomputed logits (2 more B*T*V*C GEMMs) are not counted";
+
+double forward_flops(const edgerazor::model::ModelConfig& c, int64_t B, int64_t T) {
+  const double C = c.hidden_size, H = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim;
+  const double F = c.intermediate_size, L = c.num_hidden_layers, V = c.vocab_size;
+  const double per_token = L * (C * H * D + 2 * C * Hkv * D + H * D * C + 3 * C * F) + V * C;
+  return 2.0 * B * T * per_token + 4.0 * B * L * H * double(T) * T * D;
+}
+
+// ---- the step --------------------------------------------------------------------------------
+
+edgerazor::model::ModelConfig model_config(const StepArgs& a) {
+  edgerazor::model::ModelConfig c;
+  c.architecture = edgerazor::model::Architecture::kLlama;
+  c.vocab_size = a.vocab;
+  c.hidden_size = a.dim;
+  c.intermediate_size = a.ffn;
+  c.num_hidden_layers = a.layers;
+  c.num_attention_heads = a.heads;
+  c.num_key_value_heads = a.kv_heads;
+  if (a.heads <= 0 || a.dim % a.heads != 0)
+    throw edgerazor::ConfigError("--dim " + std::to_string(a.dim) + " is not a multiple of --heads " +
+                                 std::to_string(a.heads));
+  c.head_dim = a.dim / a.heads;
+  c.max_position_embeddings = std::max<int64_t>(2048, a.seq);
+  c.rms_norm_eps = 1e-5;
+  c.tie_word_embeddings = false;
+  edgerazor::model::validate(c, "edgerazor-bench flags");
+  return c;
+}
+
+edgerazor::distill::DistillObjectiveOptions objective_options() {
+  namespace d = edgerazor::distill;
+  d::DistillObjectiveOptions o;  // paper Qwen3 sub-4-bit setting (spec distillation.md §6)
+  o.loss_task_alpha = 0.1;
+  auto kd = d::loss_preset("eakld");
+  kd.alpha = 2.0;
+  kd.temperature = 1.0;
+  kd.confidence_k = 16;
+  auto fd = d::loss_preset("lafd");
+  fd.alpha = 0.1;
+  fd.layer_index_adaptive_topk = 3;
+  o.losses = {kd, fd};
+  o.chunk_size = 256;
+  return o;
+}
+
+// The same objective as DistillObjective(objective_options()) with the CE + EAKLD part computed by
+// the experimental row-fused kernel (src/bench/fast_logit_loss.h); LAFD is the library module.
+struct FastObjective {
+  edgerazor::distill::DistillObjectiveOptions options = objective_options();
+  edgerazor::distill::FeatureDistillLoss lafd{options.losses[1]};
+
+  at::Tensor operator()(const edgerazor::distill::ModelOutputs& s, const edgerazor::distill::ModelOutputs& t,
+                        const at::Tensor& labels) {
+    namespace d = edgerazor::distill;
+    const int64_t B = labels.size(0), T = labels.size(1);
+    const auto f32 = at::TensorOptions().dtype(at::kFloat);
+    d::FusedLogitRequest request;
+    request.chunk_size = options.chunk_size;
+    request.ce_targets = d::next_token_targets(labels, options.padding_id);
+    request.ce_weights = d::reduction_weights(request.ce_targets.ne(options.padding_id), B, T, d::Reduction::mean,
+                                              at::kFloat);
+    const auto& kd = options.losses[0];
+    request.terms.push_back(d::make_logit_term(kd, labels, B, T, f32));
+    const auto r = edgerazor::bench::fast_fused_logit_losses(s.logits_source(), t.logits_source(), request);
+    std::vector<std::pair<std::string, at::Tensor>> parts;
+    const at::Tensor eakld = d::finish_logit_term(kd, r.forward[0], r.reverse[0], r.gamma_stat[0], true, parts);
+    const at::Tensor feature = lafd(s.hidden_states, t.hidden_states, labels).total;
+    return r.ce * options.loss_task_alpha + eakld * kd.alpha + feature * options.losses[1].alpha;
+  }
+};
+
+// The phases a step's wall time is split into (ms, in order).
+const char* const kPhases[] = {"teacher_forward", "quantize_weights", "student_forward", "loss_forward",
+                               "backward", "restore_weights", "clip_grad", "optimizer"};
+constexpr int kNumPhases = 8;
+
+struct Bench {
+  edgerazor::model::CausalLM teacher{nullptr}, student{nullptr};
+  edgerazor::distill::DistillObjective objective{nullptr};
+  std::unique_ptr<FastObjective> fast_objective;  // EDGERAZOR_BENCH_FAST_LOSS=1
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::vector<at::Tensor> params;
+  at::Tensor input_ids, labels;
+
+  // Runs one step; fills phase times (ms) and returns the loss.
+  double step(double* phase_ms) {
+    namespace d = edgerazor::distill;
+    edgerazor::model::ForwardOptions fo;
+    fo.output_hidden_states = true;
+    fo.compute_logits = false;  // the objective makes logits chunk by chunk from hidden + weight
+    auto t = Clock::now();
+    d::ModelOutputs t_out;
+    {
+      at::NoGradGuard no_grad;
+      auto out = teacher->forward(input_ids, fo);
+      t_out.hidden_states = std::move(out.hidden_states);
+      t_out.final_hidden = t_out.hidden_states.back();
+      t_out.lm_head_weight = teacher->lm_head->weight;
+    }
+    phase_ms[0] = ms_since(t);
+    double loss_value = 0.0;
+    {
+      t = Clock::now();
+      edgerazor::quant::QuantizedWeightsScope quantized(*student);
+      phase_ms[1] = ms_since(t);
+      t = Clock::now();
+      auto out = student->forward(input_ids, fo);
+      d::ModelOutputs s_out;
+      s_out.hidden_states = std::move(out.hidden_states);
+      s_out.final_hidden = edgerazor::quant::quantize_input(*student->lm_head, s_out.hidden_states.back());  // A8
+      s_out.lm_head_weight = student->lm_head->weight;  // holds Q(w) inside the scope
+      phase_ms[2] = ms_since(t);
+      t = Clock::now();
+      const at::Tensor loss = fast_objective ? (*fast_objective)(s_out, t_out, labels)
+                                             : objective(s_out, t_out, labels).total;
+      phase_ms[3] = ms_since(t);
+      t = Clock::now();
+      loss.backward();
+      loss_value = loss.item<double>();
+      phase_ms[4] = ms_since(t);
+      t = Clock::now();
+    }
+    phase_ms[5] = ms_since(t);
+    t = Clock::now();
+    torch::nn::utils::clip_grad_norm_(params, 1.0);
+    phase_ms[6] = ms_since(t);
+    t = Clock::now();
+    optimizer->step();
+    optimizer->zero_grad();
+    phase_ms[7] = ms_since(t);
+    return loss_value;
+  }
+};
+
+// EDGERAZOR_BENCH_CHECK_FAST=1: library objective vs FastObjective on this step's real hidden
+// states (loss and the gradients of the student's final hidden state and lm_head weight).
+nlohmann::json check_fast_objective(Bench& b) {
+  namespace d = edgerazor::distill;
+  edgerazor::model::ForwardOptions fo;
+  fo.output_hidden_states = true;
+  fo.compute_logits = false;
+  at::NoGradGuard no_grad;
+  d::ModelOutputs t_out, s_base;
+  t_out.hidden_states = b.teacher->forward(b.input_ids, fo).hidden_states;
+  t_out.final_hidden = t_out.hidden_states.back();
+  t_out.lm_head_weight = b.teacher->lm_head->weight;
+  {
+    edgerazor::quant::QuantizedWeightsScope quantized(*b.student);
+    s_base.hidden_states = b.student->forward(b.input_ids, fo).hidden_states;
+    s_base.final_hidden = edgerazor::quant::quantize_input(*b.student->lm_head, s_base.hidden_states.back());
+    s_base.lm_head_weight = b.student->lm_head->weight.detach().clone();
+  }
+  auto run = [&](bool fast) {
+    at::AutoGradMode grad(true);
+    d::ModelOutputs s = s_base;
+    s.final_hidden = s_base.final_hidden.detach().clone().requires_grad_(true);
+    s.lm_head_weight = s_base.lm_head_weight.detach().clone().requires_grad_(true);
+    for (auto& h : s.hidden_states) h = h.detach();
+    FastObjective fast_objective;
+    const at::Tensor loss = fast ? fast_objective(s, t_out, b.labels) : b.objective(s, t_out, b.labels).total;
+    loss.backward();
+    return std::make_tuple(loss.item<double>(), s.final_hidden.grad().to(at::kFloat),
+                           s.lm_head_weight.grad().to(at::kFloat));
+  };
+  const auto [l0, gh0, gw0] = run(false);
+  const auto [l1, gh1, gw1] = run(true);
+  auto rel = [](const at::Tensor& a, const at::Tensor& r) {
+    return ((a - r).norm() / r.norm().clamp_min(1e-30)).item<double>();
+  };
+  return {{"loss_library", l0}, {"loss_fast", l1}, {"grad_hidden_rel_l2", rel(gh1, gh0)},
+          {"grad_weight_rel_l2", rel(gw1, gw0)}};
+}
+
+int run_step(const StepArgs& a) {
+  if (a.threads > 0) edgerazor::runtime::set_threads(a.threads);
+  const bool native_bf16 = has_native_bf16();
+  std::string dtype_name = a.dtype;
+  if (dtype_name == "auto") dtype_name = native_bf16 ? "bf16" : "fp32";
+  const at::ScalarType dtype = dtype_name == "bf16" ? at::kBFloat16 : at::kFloat;
+  for (const auto* flag : {&a.vocab, &a.dim, &a.layers, &a.heads, &a.kv_heads, &a.ffn, &a.seq, &a.batch})
+    if (*flag <= 0) throw edgerazor::ConfigError("every size flag must be positive");
+  if (a.steps < 1) throw edgerazor::ConfigError("--steps must be >= 1");
+  const auto config = model_config(a);
+
+  const std::string allocator = configure_allocator();
+  const double peak_start = matmul_peak_gflops(dtype);
+  const auto load_start = load_average();
+
+  at::manual_seed(0);
+  Bench b;
+  b.teacher = edgerazor::model::CausalLM(config);
+  b.student = edgerazor::model::CausalLM(config);
+  {
+    at::NoGradGuard no_grad;  // QAD starts from the teacher's weights
+    auto src = b.teacher->named_parameters(true);
+    for (auto& p : b.student->named_parameters(true)) p.value().copy_(src[p.key()]);
+  }
+  b.teacher->to(dtype);
+  b.student->to(dtype);
+  b.teacher->eval();
+  for (auto& p : b.teacher->parameters()) p.requires_grad_(false);
+  b.student->train();
+  auto quant = edgerazor::config::preset("w1.58a8kv8");
+  auto& targets = quant.select.target_types;  // ternary W + A8 block 256; KV8 off (not in the step)
+  targets.erase(std::remove(targets.begin(), targets.end(), "kv_cache"), targets.end());
+  edgerazor::quant::inject(*b.student, quant);
+  b.objective = edgerazor::distill::DistillObjective(objective_options());
+  const char* fast_env = std::getenv("EDGERAZOR_BENCH_FAST_LOSS");
+  const bool fast_loss = fast_env && std::string(fast_env) == "1";
+  if (fast_loss) b.fast_objective = std::make_unique<FastObjective>();
+  b.params = b.student->parameters();
+  b.optimizer = std::make_unique<torch::optim::AdamW>(
+      b.params, torch::optim::AdamWOptions(2e-5).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.01));
+  b.input_ids = at::randint(0, a.vocab, {a.batch, a.seq}, at::kLong);
+  b.labels = b.input_ids.clone();  // the objective shifts them (logits at t predict t + 1)
+
+  const char* check_env = std::getenv("EDGERAZOR_BENCH_CHECK_FAST");
+  if (check_env && std::string(check_env) == "1") std::cout << nlohmann::json{{"check_fast", check_fast_objective(b)}}.dump() << std::endl;
+  const int64_t tokens = a.batch * a.seq;
+  const double flops = 4.0 * forward_flops(config, a.batch, a.seq);
+  const char* trace = std::getenv("EDGERAZOR_BENCH_TRACE");
+  const double setup_rss = status_mib("VmRSS:");
+  std::vector<double> step_ms, sys_ms, faults;
+  std::vector<std::vector<double>> phases(kNumPhases);
+  double last_loss = 0.0;
+  for (int i = 0; i < a.steps; ++i) {
+    double phase_ms[kNumPhases] = {};
+    const bool traced = trace && *trace && i == a.steps - 1;
+    std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+    if (traced) profile = std::make_unique<torch::autograd::profiler::RecordProfile>(trace);
+    const Usage u0 = usage_now();
+    const auto t0 = Clock::now();
+    last_loss = b.step(phase_ms);
+    const double ms = ms_since(t0);
+    const Usage u1 = usage_now();
+    profile.reset();
+    nlohmann::json j;
+    j["step"] = i;
+    j["step_ms"] = ms;
+    j["loss"] = last_loss;
+    j["sys_ms"] = u1.sys_ms - u0.sys_ms;
+    j["minor_faults"] = u1.minor_faults - u0.minor_faults;
+    for (int p = 0; p < kNumPhases; ++p) j["phases_ms"][kPhases[p]] = phase_ms[p];
+    std::cout << j.dump() << std::endl;
+    if (i > 0 || a.steps == 1) {
+      step_ms.push_back(ms);
+      sys_ms.push_back(u1.sys_ms - u0.sys_ms);
+      faults.push_back(static_cast<double>(u1.minor_faults - u0.minor_faults));
+      for (int p = 0; p < kNumPhases; ++p) phases[p].push_back(phase_ms[p]);
+    }
+  }
+  const double step_median = median(step_ms);
+  const double peak_rss = status_mib("VmHWM:");
+  // The matmul peak is measured before and after the steps; the higher one counts (a busy
+  // machine lowers both, and a lower peak would flatter the utilisation).
+  const double peak_end = matmul_peak_gflops(dtype);
+  const double peak_gflops = std::max(peak_start, peak_end);
+  nlohmann::json j;
+  j["bench"] = "edgerazor-bench step";
+  j["impl"] = "edgerazor (LibTorch C++)";
+  j["tokens_per_s"] = tokens / (step_median / 1e3);
+  j["step_ms"] = step_median;
+  j["step_ms_min"] = *std::min_element(step_ms.begin(), step_ms.end());
+  j["peak_rss_mb"] = peak_rss;
+  j["setup_rss_mb"] = setup_rss;
+  j["mfu"] = flops / (step_median / 1e3) / (peak_gflops * 1e9);
+  j["matmul_peak_gflops"] = peak_gflops;
+  j["matmul_peak_gflops_start_end"] = {peak_start, peak_end};
+  j["achieved_gflops"] = flops / (step_median / 1e3) / 1e9;
+  j["flops_per_step"] = flops;
+  j["flop_model"] = kFlopModel;
+  j["dtype"] = dtype_name;
+  j["native_bf16"] = native_bf16;
+  j["threads"] = at::get_num_threads();
+  j["cpu"] = cpu_model();
+  j["config"] = {{"vocab", a.vocab}, {"dim", a.dim},       {"layers", a.layers}, {"heads", a.heads},
+                 {"kv_heads", a.kv_heads}, {"ffn", a.ffn}, {"seq", a.seq},       {"batch", a.batch},
+                 {"steps", a.steps}};
+  j["student_parameters"] = edgerazor::quant::count_parameters(*b.student);
+  j["loss"] = last_loss;
+  j["allocator"] = allocator;
+  j["loss_kernel"] = fast_loss ? "fast (src/bench/fast_logit_loss)" : "library (distill::DistillObjective)";
+  j["sys_ms_per_step"] = median(sys_ms);
+  j["minor_faults_per_step"] = median(faults);
+  for (int p = 0; p < kNumPhases; ++p) j["phases_ms"][kPhases[p]] = median(phases[p]);
+  j["load_average"] = {{"start", load_start}, {"end", load_average()}};
+  std::cout << j.dump() << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return edgerazor::cli::run("edgerazor-bench", [&] {
+    CLI::App app{"EdgeRazor benchmarks"};
+    app.require_subcommand(1);
+    StepArgs a;
+    auto* step = app.add_subcommand("step", "time one QAD step (ternary+A8 student, CE+EAKLD+LAFD, AdamW)");
+    step->add_option("--vocab", a.vocab, "V")->capture_default_str();
+    step->add_option("--dim", a.dim, "C (hidden size)")->capture_default_str();
+    step->add_option("--layers", a.layers, "L")->capture_default_str();
+    step->add_option("--heads", a.heads, "H")->capture_default_str();
+    step->add_option("--kv-heads", a.kv_heads, "H_kv")->capture_default_str();
+    step->add_option("--ffn", a.ffn, "MLP width")->capture_default_str();
+    step->add_option("--seq", a.seq, "T (tokens per sequence)")->capture_default_str();
+    step->add_option("--batch", a.batch, "B (sequences per step)")->capture_default_str();
+    step->add_option("--steps", a.steps, "steps; the first is a warm-up excluded from the median")
+        ->capture_default_str();
+    step->add_option("--dtype", a.dtype, "auto (bf16 where the CPU has native bf16) | bf16 | fp32")
+        ->check(CLI::IsMember({"auto", "bf16", "fp32"}))
+        ->capture_default_str();
+    step->add_option("--threads", a.threads, "intra-op threads (default: all cores)");
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return app.exit(e) == 0 ? 0 : 2;
+    }
+    return run_step(a);
+  });
+}
