@@ -1,6 +1,12 @@
 // edgerazor-train: quantization-aware distillation (or plain CE training) from one YAML config.
 //
 //   edgerazor-train CONFIG [--check] [--set key=value ...] [--resume] [--threads N] [--quiet]
+//                          [--nproc-per-node N]
+//
+// Data-parallel: --nproc-per-node N (default: distributed.nproc_per_node) re-executes this tool
+// as N ranks on this machine (dist::relaunch_as_workers); a process started by a launcher (RANK,
+// WORLD_SIZE, ... set) joins the job through dist::make_gradient_sync and plugs it into the
+// trainer as its train::GradientSync (rank 0 alone writes checkpoints, metrics and the summary).
 //
 // --check validates the config (files included) and prints it fully resolved (presets expanded,
 // every default written out) without loading a model. Progress lines go to stdout, and a last
@@ -17,6 +23,8 @@
 #include "edgerazor/config/train_config.h"
 #include "edgerazor/core/cli.h"
 #include "edgerazor/core/error.h"
+#include "edgerazor/dist/launch.h"
+#include "edgerazor/dist/trainer_sync.h"
 #include "edgerazor/runtime/runtime.h"
 #include "edgerazor/train/trainer.h"
 
@@ -25,7 +33,7 @@ int main(int argc, char** argv) {
     std::string config_path;
     std::vector<std::string> sets;
     bool check = false, resume = false, quiet = false;
-    int threads = 0;
+    int threads = 0, nproc_per_node = 0;
     CLI::App app{"edgerazor-train: distill a quantized student from a teacher, driven by a YAML config"};
     app.add_option("config", config_path, "run config (YAML)")->required();
     app.add_flag("--check", check, "validate and print the resolved config, then exit");
@@ -34,6 +42,8 @@ int main(int argc, char** argv) {
     app.add_flag("--resume", resume, "continue from the newest complete checkpoint of the run folder");
     app.add_option("--threads", threads, "intra-op threads (default: all cores)")->check(CLI::PositiveNumber);
     app.add_flag("--quiet", quiet, "no progress lines");
+    app.add_option("--nproc-per-node", nproc_per_node, "data-parallel ranks to launch here (default: distributed.nproc_per_node)")
+        ->check(CLI::PositiveNumber);
     try {
       app.parse(argc, argv);
     } catch (const CLI::Success& e) {
@@ -51,15 +61,24 @@ int main(int argc, char** argv) {
       return 0;
     }
 
+    const int nproc = nproc_per_node > 0 ? nproc_per_node : static_cast<int>(config.distributed.nproc_per_node);
+    if (const auto code = edgerazor::dist::relaunch_as_workers(nproc, argc, argv)) return *code;  // the launcher
+    auto run_config = config;
     edgerazor::train::TrainerOptions options;
     options.resume = resume;
     options.quiet = quiet;
-    edgerazor::train::Trainer trainer(config, options);
+    const auto sync = edgerazor::dist::make_gradient_sync(config.distributed.backend, config.train.device);
+    if (sync) {  // one rank of a data-parallel job
+      options.gradient_sync = sync;
+      run_config.train.device = sync->device();  // cuda:LOCAL_RANK on GPUs
+    }
+    edgerazor::train::Trainer trainer(run_config, options);
     trainer.setup();
     const auto summary = trainer.train();
     trainer.cleanup();
 
     const auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+    if (sync && sync->rank() != 0) return 0;  // rank 0 prints the summary
     nlohmann::ordered_json j;
     j["run_dir"] = summary.run_dir;
     j["steps"] = summary.steps;

@@ -262,11 +262,18 @@ TrainSummary Trainer::train() {
 
   const auto evaluate_now = [&](bool with_teacher) {
     if (!s.eval_loader) return kNaN;
-    const EvalResult r = evaluate(*s.student, *s.eval_loader, t.eval_batches, s.device, s.precision, t.chunk_size);
+    EvalResult r = evaluate(*s.student, *s.eval_loader, t.eval_batches, s.device, s.precision, t.chunk_size);
+    std::vector<double> sums{r.tokens ? r.loss * static_cast<double>(r.tokens) : 0.0, static_cast<double>(r.tokens)};
+    s.sync->average(sums);  // token-weighted over ranks
+    r.loss = sums[1] > 0 ? sums[0] / sums[1] : kNaN;
+    r.perplexity = std::exp(r.loss);
+    r.tokens = static_cast<int64_t>(std::llround(sums[1] * s.sync->world_size()));
     Scalars values{{"eval_loss", r.loss}, {"eval_ppl", r.perplexity}, {"eval_tokens", static_cast<double>(r.tokens)}};
     if (with_teacher && s.teacher) {
-      summary.teacher_eval_loss =
-          evaluate(*s.teacher, *s.eval_loader, t.eval_batches, s.device, s.precision, t.chunk_size).loss;
+      const EvalResult tr = evaluate(*s.teacher, *s.eval_loader, t.eval_batches, s.device, s.precision, t.chunk_size);
+      std::vector<double> tsums{tr.tokens ? tr.loss * static_cast<double>(tr.tokens) : 0.0, static_cast<double>(tr.tokens)};
+      s.sync->average(tsums);
+      summary.teacher_eval_loss = tsums[1] > 0 ? tsums[0] / tsums[1] : kNaN;
       values.emplace_back("teacher_eval_loss", summary.teacher_eval_loss);
     }
     s.metrics.write("eval", s.step, values);
@@ -328,26 +335,35 @@ TrainSummary Trainer::train() {
     if (s.step % t.log_interval == 0 || s.step == s.total_steps) {
       const double now_s = std::chrono::duration<double>(Clock::now() - window_start).count();
       const double session_s = std::chrono::duration<double>(Clock::now() - session_start).count();
-      const double tps = static_cast<double>(window_tokens) / std::max(now_s, 1e-9);
+      const double world = static_cast<double>(s.sync->world_size());  // tokens of all ranks
+      const double tps = world * static_cast<double>(window_tokens) / std::max(now_s, 1e-9);
       const double eta = session_s / static_cast<double>(s.step - s.start_step) * static_cast<double>(s.total_steps - s.step);
-      Scalars values{{"lr", s.last_lr}, {"loss", window.mean_total()}};
-      for (const auto& p : window.means()) values.push_back(p);
+      Scalars parts = window.means();
+      std::vector<double> averaged{window.mean_total()};  // over ranks (a no-op on one process)
+      for (const auto& p : parts) averaged.push_back(p.second);
+      s.sync->average(averaged);
+      const double loss = averaged[0];
+      for (size_t i = 0; i < parts.size(); ++i) parts[i].second = averaged[i + 1];
+      Scalars values{{"lr", s.last_lr}, {"loss", loss}};
+      for (const auto& p : parts) values.push_back(p);
       values.insert(values.end(), {{"grad_norm", grad_norm},
-                                   {"tokens", static_cast<double>(window_tokens)},
+                                   {"tokens", world * static_cast<double>(window_tokens)},
                                    {"tokens_per_s", tps},
                                    {"elapsed_s", s.elapsed_before + session_s}});
       s.metrics.write("train", s.step, values);
       Scalars shown;  // the terminal gets the main parts; metrics.jsonl gets all (lafd.layer_i, gamma...)
-      for (const auto& p : window.means())
+      for (const auto& p : parts)
         if (p.first.find('.') == std::string::npos) shown.push_back(p);
-      s.say(progress_line(s.step, s.total_steps, window.mean_total(), shown, s.last_lr, tps, eta));
+      s.say(progress_line(s.step, s.total_steps, loss, shown, s.last_lr, tps, eta));
       window.clear();
       window_tokens = 0;
       window_start = Clock::now();
     }
     const bool last = s.step == s.total_steps;
     if (t.eval_interval > 0 && s.step % t.eval_interval == 0 && !last) evaluate_now(false);
-    const bool stop = g_stop_requested != 0;
+    std::vector<double> stop_votes{g_stop_requested != 0 ? 1.0 : 0.0};  // every rank stops at the same step
+    s.sync->average(stop_votes);
+    const bool stop = stop_votes[0] > 0;
     if (last || stop || (t.save_interval > 0 && s.step % t.save_interval == 0)) {
       const double session_s = std::chrono::duration<double>(Clock::now() - session_start).count();
       const double before = s.elapsed_before;
@@ -365,7 +381,9 @@ TrainSummary Trainer::train() {
   if (!summary.interrupted && s.step == s.total_steps) summary.final_eval_loss = evaluate_now(false);
   summary.steps = s.step;
   summary.last_checkpoint = s.last_checkpoint;
-  summary.tokens_per_second = session_s > 0 ? static_cast<double>(s.tokens_seen) / (s.elapsed_before + session_s) : 0;
+  summary.tokens_per_second = session_s > 0 ? static_cast<double>(s.sync->world_size()) * static_cast<double>(s.tokens_seen) /
+                                                  (s.elapsed_before + session_s)
+                                            : 0;
   return summary;
 }
 

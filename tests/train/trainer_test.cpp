@@ -250,6 +250,27 @@ TEST_F(TrainerRun, NanLossStopsAndKeepsTheLastGoodCheckpoint) {
   for (const auto& p : model->parameters()) EXPECT_TRUE(p.isfinite().all().item<bool>());
 }
 
+TEST_F(TrainerRun, TwoRanksSeeTheOneRankBatchAndOnlyRankZeroWrites) {
+  // 2 ranks x 4 rows read exactly the rows of 1 rank x 8, so the first step's CE (a mean of
+  // equal-sized means, averaged over ranks for the log) is the same.
+  const std::vector<std::string> common = {"train.max_steps=2", "train.eval_at_start=false"};
+  auto one = args("one", common);
+  one.insert(one.end(), {"--set", "train.micro_batch_size=8"});
+  ASSERT_EQ(run(one, "one"), 0) << log("one");
+  auto two = args("two", common);
+  two.insert(two.end(), {"--set", "train.micro_batch_size=4", "--nproc-per-node", "2"});
+  ASSERT_EQ(run(two, "two"), 0) << log("two");
+  EXPECT_THAT(log("two"), HasSubstr("[rank 0] step 2/2"));
+  EXPECT_THAT(log("two"), ::testing::Not(HasSubstr("[rank 1] ")));  // rank 0 alone reports
+  const auto a = read_jsonl(dir_ / "one/metrics.jsonl"), b = read_jsonl(dir_ / "two/metrics.jsonl");
+  ASSERT_FALSE(a.empty());
+  ASSERT_EQ(a.size(), b.size());  // rank 0 alone appends
+  EXPECT_EQ(b[0]["step"], 1);
+  EXPECT_NEAR(a[0]["task_ce"].get<double>(), b[0]["task_ce"].get<double>(), 1e-4);
+  EXPECT_EQ(a[0]["tokens"], b[0]["tokens"]);
+  EXPECT_TRUE(fs::exists(dir_ / "two/checkpoints/step_2/DONE"));
+}
+
 TEST_F(TrainerRun, WithoutDistillationTrainsPlainCrossEntropy) {
   // Drop the teacher side entirely (this is how a demo pretrains its own teacher).
   std::string cfg = read_file(kSource + "/configs/tiny-stories260k-w1.58.yaml");
