@@ -480,8 +480,9 @@ Override parse_override(const std::string& assignment) {
   return {assignment.substr(0, eq), assignment.substr(eq + 1)};
 }
 
-TrainConfig parse_train_config(const std::string& yaml_text, const std::string& origin,
-                               const std::vector<Override>& overrides, bool check_files) {
+namespace {
+TrainConfig parse_tree(const std::string& yaml_text, const std::string& origin, const std::vector<Override>& overrides,
+                       bool check_files) {
   YAML::Node root = yaml::parse_text(yaml_text, origin);
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   for (const auto& o : overrides) apply_override(root, o);
@@ -523,6 +524,23 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
   if (c.distillation) c.distillation->chunk_size = c.train.chunk_size;
   check(c, loc, check_files);
   return c;
+}
+}  // namespace
+
+TrainConfig parse_train_config(const std::string& yaml_text, const std::string& origin,
+                               const std::vector<Override>& overrides, bool check_files) {
+  try {
+    return parse_tree(yaml_text, origin, overrides, check_files);
+  } catch (const ConfigError& e) {
+    // An error about an overridden key points at the flag, not at a line of the file.
+    const std::string message = e.what();
+    for (const auto& o : overrides) {
+      const size_t at = message.find(o.key + ": ");
+      if (at != std::string::npos)
+        throw ConfigError("", 0, 0, "--set " + o.key + "=" + o.value, message.substr(at + o.key.size() + 2));
+    }
+    throw;
+  }
 }
 
 TrainConfig load_train_config(const std::string& path, const std::vector<Override>& overrides, bool check_files) {

@@ -302,7 +302,7 @@ TEST_F(TrainerRun, CheckPrintsTheResolvedConfigAndBadConfigsExitTwo) {
   auto bad = args("bad", {"train.lr_schedule=cosine"});
   ASSERT_EQ(run(bad, "bad"), 2);
   EXPECT_THAT(log("bad"), HasSubstr("edgerazor-train: error: "));
-  EXPECT_THAT(log("bad"), HasSubstr("train.lr_schedule: unknown key"));
+  EXPECT_THAT(log("bad"), HasSubstr("--set train.lr_schedule=cosine: unknown key"));
 }
 
 }  // namespace
