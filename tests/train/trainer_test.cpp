@@ -155,6 +155,15 @@ TEST_F(TrainerRun, QadBeatsPtqAndLogsEveryLossPart) {
     }
   }
   EXPECT_EQ(train_records, 40);
+  // The schedule as logged: warmup 2 (the first update uses lr 0), then cosine from 2e-3 to 0 over 38 steps.
+  std::map<int64_t, double> lr;
+  for (const auto& r : records)
+    if (r["type"] == "train") lr[r["step"]] = r["lr"];
+  EXPECT_DOUBLE_EQ(lr[1], 0.0);
+  EXPECT_DOUBLE_EQ(lr[2], 1e-3);
+  EXPECT_DOUBLE_EQ(lr[3], 2e-3);
+  EXPECT_NEAR(lr[22], 2e-3 * 0.5 * (1 + std::cos(M_PI * 19.0 / 38.0)), 1e-12);
+  EXPECT_NEAR(lr[40], 2e-3 * 0.5 * (1 + std::cos(M_PI * 37.0 / 38.0)), 1e-12);
   EXPECT_EQ(eval_records, 2);  // step 0 (PTQ) and the end
 
   // The newest two checkpoints are complete HF folders with the resolved quantization config.

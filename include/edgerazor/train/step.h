@@ -68,7 +68,8 @@ distill::LossOutput forward_backward(const StepModels& models, const StepBatch& 
                                      Precision precision);
 
 // AdamW over the student's unique parameters (tied weights once), two groups like HF: weight decay
-// on everything except biases and norm weights (unless decay_norm_and_bias).
+// on everything except biases and norm weights (unless decay_norm_and_bias). The caller includes
+// <torch/optim/adamw.h> to step and destroy it (kept out of this header: it is heavy).
 std::unique_ptr<torch::optim::AdamW> make_adamw(model::CausalLMImpl& student, const config::TrainSection& train);
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 
