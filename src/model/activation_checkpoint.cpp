@@ -2,6 +2,8 @@
 #include "edgerazor/model/activation_checkpoint.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <torch/version.h>
 #include <ATen/core/ivalue.h>
 #include <torch/autograd.h>
 #include <torch/custom_class.h>
@@ -9,11 +11,74 @@
 namespace edgerazor::model {
 namespace {
 
+// libtorch 2.4 replaced the per-device autocast setters by device-type arguments.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define ER_AUTOCAST_DEVICE_API 1
+#endif
+
+// Autocast is thread-local and backward runs on the autograd engine's thread, so the recompute
+// must re-enter the mixed-precision mode the forward ran in (else bf16 forward, fp32 recompute).
+struct AutocastState {
+  bool cpu = false, gpu = false;
+  at::ScalarType cpu_dtype = at::kBFloat16, gpu_dtype = at::kHalf;
+
+  static AutocastState current() {
+    AutocastState s;
+#ifdef ER_AUTOCAST_DEVICE_API
+    s.cpu = at::autocast::is_autocast_enabled(at::kCPU);
+    s.cpu_dtype = at::autocast::get_autocast_dtype(at::kCPU);
+    s.gpu = at::autocast::is_autocast_enabled(at::kCUDA);
+    s.gpu_dtype = at::autocast::get_autocast_dtype(at::kCUDA);
+#else
+    s.cpu = at::autocast::is_cpu_enabled();
+    s.cpu_dtype = at::autocast::get_autocast_cpu_dtype();
+    s.gpu = at::autocast::is_enabled();
+    s.gpu_dtype = at::autocast::get_autocast_gpu_dtype();
+#endif
+    return s;
+  }
+  void apply() const {
+#ifdef ER_AUTOCAST_DEVICE_API
+    at::autocast::set_autocast_dtype(at::kCPU, cpu_dtype);
+    at::autocast::set_autocast_enabled(at::kCPU, cpu);
+    at::autocast::set_autocast_dtype(at::kCUDA, gpu_dtype);
+    at::autocast::set_autocast_enabled(at::kCUDA, gpu);
+#else
+    at::autocast::set_autocast_cpu_dtype(cpu_dtype);
+    at::autocast::set_cpu_enabled(cpu);
+    at::autocast::set_autocast_gpu_dtype(gpu_dtype);
+    at::autocast::set_enabled(gpu);
+#endif
+  }
+};
+
+// Applies a saved autocast state for one scope and restores the thread's own afterwards.
+class AutocastRestore {
+ public:
+  explicit AutocastRestore(const AutocastState& wanted) : previous_(AutocastState::current()) {
+    wanted.apply();
+    if (wanted.cpu || wanted.gpu) {
+      at::autocast::increment_nesting();
+      nested_ = true;
+    }
+  }
+  ~AutocastRestore() {
+    if (nested_ && at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    previous_.apply();
+  }
+
+ private:
+  AutocastState previous_;
+  bool nested_ = false;
+};
+
 // Carries the block and its parameters to backward through ctx->saved_data (an IValue capsule).
 struct BlockHolder : torch::CustomClassHolder {
-  BlockHolder(CheckpointBlock b, std::vector<at::Tensor> p) : block(std::move(b)), params(std::move(p)) {}
+  BlockHolder(CheckpointBlock b, std::vector<at::Tensor> p)
+      : block(std::move(b)), params(std::move(p)), autocast(AutocastState::current()) {}
   CheckpointBlock block;
   std::vector<at::Tensor> params;
+  AutocastState autocast;  // the forward's mixed-precision mode, re-entered for the recompute
 };
 
 class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
@@ -33,6 +98,7 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     at::Tensor output;
     {
       at::AutoGradMode enable(true);
+      AutocastRestore autocast(holder->autocast);
       output = holder->block(input);
     }
     std::vector<at::Tensor> wrt{input};

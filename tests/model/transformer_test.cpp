@@ -4,6 +4,7 @@
 #include "edgerazor/model/transformer.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -318,6 +319,34 @@ TEST(TinyModel, GradientCheckpointingGivesTheSameGradients) {
   const auto plain = grads(false), recomputed = grads(true);
   ASSERT_EQ(plain.size(), recomputed.size());
   for (size_t i = 0; i < plain.size(); ++i) EXPECT_TRUE(at::allclose(plain[i], recomputed[i], 1e-5, 1e-6)) << i;
+}
+
+// Backward runs on the autograd engine's thread, where the forward's (thread-local) autocast is
+// off: the recompute must re-enter bf16 autocast, else its gradients differ from the plain run.
+TEST(TinyModel, GradientCheckpointingKeepsBf16Autocast) {
+  at::manual_seed(4);
+  CausalLM model(tiny_config(Architecture::kLlama, true));
+  const at::Tensor ids = at::randint(0, 96, {2, 9}, at::kLong);
+  auto grads = [&](bool checkpointing) {
+    model->zero_grad();
+    model->set_gradient_checkpointing(checkpointing);
+    model->train();
+    at::Tensor loss;
+    {
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      at::autocast::set_cpu_enabled(true);
+      loss = model->forward(ids).logits.to(at::kFloat).pow(2).mean();
+      at::autocast::set_cpu_enabled(false);
+      at::autocast::clear_cache();
+    }
+    loss.backward();
+    std::vector<at::Tensor> g;
+    for (const auto& p : model->parameters()) g.push_back(p.grad().clone());
+    return g;
+  };
+  const auto plain = grads(false), recomputed = grads(true);
+  ASSERT_EQ(plain.size(), recomputed.size());
+  for (size_t i = 0; i < plain.size(); ++i) EXPECT_TRUE(at::equal(plain[i], recomputed[i])) << i;
 }
 
 TEST(TinyModel, Bfloat16ForwardIsCloseToFloat32) {
