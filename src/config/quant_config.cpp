@@ -213,7 +213,8 @@ namespace detail {
 // Reads one quantization section (ours or the reference's qat_configuration). Exposed to the
 // run-config parser through src/config/quant_config_yaml.h.
 QuantConfig read_quant_section(const Located& at) {
-  yaml::check_keys(at, {"preset", "select", "function", "overrides", "training", "method", "log_level"});
+  yaml::check_keys(at, {"preset", "select", "function", "overrides", "strict_blocks", "training", "method",
+                        "log_level"});
   QuantConfig config;
   const Located preset_at = at.child("preset");
   if (preset_at.node.IsDefined()) {
@@ -240,6 +241,7 @@ QuantConfig read_quant_section(const Located& at) {
   }
   const Located function = at.child("function");
   if (function.node.IsDefined()) read_function_keys(function, config.function);
+  yaml::read_if(at, "strict_blocks", config.strict_blocks, yaml::as_bool);
   const Located overrides = at.child("overrides");
   if (overrides.node.IsDefined() && !overrides.node.IsNull()) {
     if (!overrides.node.IsSequence()) overrides.fail("expected a list of override entries");
@@ -275,8 +277,9 @@ std::string yaml::read_file_text(const std::string& path) {
 
 std::string to_yaml(const QuantConfig& config) {
   YAML::Emitter out;
+  if (!config.preset.empty()) out << YAML::Comment("expanded from preset " + config.preset) << YAML::Newline;
   out << YAML::BeginMap;
-  if (!config.preset.empty()) out << YAML::Key << "preset" << YAML::Value << config.preset;
+  if (!config.strict_blocks) out << YAML::Key << "strict_blocks" << YAML::Value << false;
   out << YAML::Key << "select" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "target_types" << YAML::Value << YAML::Flow << config.select.target_types;
   out << YAML::Key << "target_names" << YAML::Value << YAML::Flow << config.select.target_names;

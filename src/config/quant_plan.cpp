@@ -105,20 +105,23 @@ bool same_weight_settings(const QuantFunctionSettings& a, const QuantFunctionSet
          a.resolved_weight_prop() == b.resolved_weight_prop() && a.epsilon == b.epsilon;
 }
 
-void check_blocks(const ModulePlan& plan, const std::string& where) {
+void check_blocks(const ModulePlan& plan, const std::string& where, bool strict) {
   const FunctionInfo* info = find_function(plan.settings.weight_function);
   if (!info) return;  // validate() already named it
   const int64_t k = row_length(plan.weight_shape);
-  if (info->granularity == Granularity::kBlock) {
+  const bool mixed = info->rule == QuantRule::kMixedTernaryInt4;
+  if (info->granularity == Granularity::kBlock && (strict || mixed)) {
     const int64_t b = plan.settings.resolved_weight_block();
     if (k % b != 0)
       throw ConfigError(where + ": module '" + plan.name + "' weight " + shape_string(plan.weight_shape) +
                         ": w_block_size " + std::to_string(b) + " does not divide the row length " +
-                        std::to_string(k) + " (function " + info->name + ")");
+                        std::to_string(k) + " (function " + info->name + ")" +
+                        (mixed ? "; mixed precision needs whole blocks in every row" : "; set strict_blocks: false "
+                                 "to let blocks span rows as the reference does"));
   }
   const FunctionInfo* a = plan.settings.activation_function.empty() ? nullptr
                                                                    : find_function(plan.settings.activation_function);
-  if (a && a->granularity == Granularity::kBlock && plan.type_key == "linear") {
+  if (strict && a && a->granularity == Granularity::kBlock && plan.type_key == "linear") {
     const int64_t b = plan.settings.resolved_activation_block();
     if (k % b != 0)
       throw ConfigError(where + ": module '" + plan.name + "' in_features " + std::to_string(k) +
@@ -171,7 +174,7 @@ QuantPlan plan_quantization(const std::vector<ModuleInfo>& modules, const QuantC
     if (m.type_key == "embedding") entry.settings.activation_function.clear();
     const std::string at = where + " (module '" + m.name + "')";
     validate(entry.settings, at);
-    check_blocks(entry, where);
+    check_blocks(entry, where, options.strict_blocks && config.strict_blocks);
     if (m.weight_id) {
       const auto tied = planned_by_weight.find(m.weight_id);
       if (tied != planned_by_weight.end()) {

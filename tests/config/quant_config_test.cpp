@@ -85,8 +85,18 @@ TEST(QuantConfigYaml, OurSectionWithPresetAndOverrides) {
   EXPECT_EQ(c.function.w_block_size, 256);
   EXPECT_EQ(c.select.exclude_names, (std::vector<std::string>{"lm_head"}));
   // Round trip through to_yaml.
-  const QuantConfig again = parse_quant_config_yaml(to_yaml(c), "again.yaml");
-  EXPECT_EQ(to_yaml(again), to_yaml(c));
+  // to_yaml is fully expanded (the preset only in a comment): reading it back gives the same
+  // config, and the preset's overrides are not applied twice.
+  const std::string text = to_yaml(c);
+  EXPECT_THAT(text, HasSubstr("# expanded from preset w1_58a8kv8_qwen3"));
+  const QuantConfig again = parse_quant_config_yaml(text, "again.yaml");
+  QuantConfig unnamed = c;
+  unnamed.preset.clear();
+  EXPECT_EQ(to_yaml(again), to_yaml(unnamed));
+  const QuantConfig emb = parse_quant_config_yaml("preset: w1.58a8kv8_embint4\nstrict_blocks: false\n", "e.yaml");
+  const QuantConfig emb_again = parse_quant_config_yaml(to_yaml(emb), "e2.yaml");
+  EXPECT_EQ(emb_again.overrides.size(), 2u);
+  EXPECT_FALSE(emb_again.strict_blocks);
 }
 
 TEST(QuantConfigYaml, ErrorsNameFileLineAndKey) {

@@ -247,6 +247,29 @@ TEST(Inject, BadSettingsNameTheSetting) {
   expect_error(tied, "share one (tied) weight");
 }
 
+TEST(Inject, StrictBlocksOffLetsBlocksSpanRows) {
+  TinyLm model(64, 64, 96, 1);  // down_proj rows are 96 wide; blocks of 64
+  config::QuantConfig cfg = config::preset("w4a8kv8");
+  EXPECT_THROW(inject(*model, cfg), ConfigError);
+  cfg.strict_blocks = false;
+  const auto report = inject(*model, cfg);
+  auto* down = model->blocks[0]->as<TinyLayerImpl>()->down_proj.get();
+  ASSERT_NE(find_weight_quantizer(*down), nullptr);
+  QuantizedWeightsScope scope(*model);
+  // (64, 96) as 96 blocks of 64 in row-major order (spec §1.1 case 2).
+  const at::Tensor blocks = down->weight.reshape({-1, 64});
+  const at::Tensor codes = blocks / (blocks.abs().amax(-1, true) / 7);
+  EXPECT_TRUE(at::allclose(codes, codes.round(), 0, 1e-4));
+  config::QuantConfig mixed = config::preset("w1.88a8kv8_mobilellm");
+  mixed.strict_blocks = false;
+  try {
+    inject(*model, mixed);
+    ADD_FAILURE() << "mixed precision across rows must fail";
+  } catch (const ConfigError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("mixed precision needs whole blocks in every row"));
+  }
+}
+
 TEST(Inject, UserModuleTypeAndConv) {
   struct ScaleImpl : torch::nn::Module {
     ScaleImpl() { weight = register_parameter("weight", at::randn({8, 32})); }

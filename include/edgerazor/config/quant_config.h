@@ -72,6 +72,10 @@ struct QuantConfig {
   QuantSelect select;
   QuantFunctionSettings function;
   std::vector<QuantOverride> overrides;
+  // false: a block size that does not divide a row is allowed (the reference's §1.1 cases 2-3:
+  // blocks then span rows, or the last block is zero-padded); mixed functions still need whole
+  // blocks per row. Our extension; true by default because crossing rows is rarely intended.
+  bool strict_blocks = true;
   std::string preset;   // the preset it was expanded from, "" if none
   std::string origin;   // file (and key) it was read from, for messages
 };
@@ -86,7 +90,9 @@ void validate(const QuantFunctionSettings& settings, const std::string& where);
 QuantConfig load_quant_config_file(const std::string& path);
 QuantConfig parse_quant_config_yaml(const std::string& yaml_text, const std::string& origin);
 
-// Human-readable YAML of a config (for --check and run directories).
+// YAML of a config, fully expanded (for --check and run directories). The preset, if any, is only
+// named in a comment: its settings are already written out, so reading the text back gives the
+// same config (naming the preset would apply its overrides twice).
 std::string to_yaml(const QuantConfig& config);
 
 }  // namespace edgerazor::config
