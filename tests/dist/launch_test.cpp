@@ -100,8 +100,15 @@ TEST(Launch, RanksIgnoringSigtermAreKilled) {
   Captured c;
   auto o = c.options();
   o.kill_grace_s = 0.3;
-  // The ignored SIGTERM is inherited by the loop's sleeps, so only SIGKILL ends rank 0.
-  const int rc = launch_local(2, {"sh", "-c", "if [ $RANK = 1 ]; then exit 4; fi; trap '' TERM; while :; do sleep 0.05; done"}, o);
+  // The ignored SIGTERM is inherited by the loop's sleeps, so only SIGKILL ends rank 0. Rank 1
+  // fails only once rank 0 has installed its trap (a marker file), else a loaded machine can
+  // deliver SIGTERM before the trap and rank 0 dies without needing SIGKILL.
+  const std::string marker = "/tmp/er_launch_trap_" + std::to_string(::getpid());
+  std::remove(marker.c_str());
+  const int rc = launch_local(2, {"sh", "-c", "if [ $RANK = 1 ]; then while [ ! -f " + marker +
+                                                  " ]; do sleep 0.01; done; exit 4; fi; trap '' TERM; touch " +
+                                                  marker + "; while :; do sleep 0.05; done"}, o);
+  std::remove(marker.c_str());
   EXPECT_EQ(rc, 4) << c.all();
   EXPECT_THAT(c.all(), HasSubstr("sending SIGKILL"));
 }
