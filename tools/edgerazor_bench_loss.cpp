@@ -23,6 +23,7 @@
 #include <string>
 
 #include "edgerazor/core/cli.h"
+#include "tool_flags.h"
 #include "edgerazor/distill/objective.h"
 #include "edgerazor/runtime/runtime.h"
 
@@ -69,11 +70,7 @@ int main(int argc, char** argv) {
     app.add_option("--chunk", chunk, "tokens per chunk (chunked mode)");
     app.add_option("--repeat", repeat, "measured steps (after one warm-up)");
     app.add_option("--threads", threads, "intra-op threads (default: all cores)");
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-      return app.exit(e);
-    }
+    if (auto done = edgerazor::cli::parse_flags(app, argc, argv)) return *done;
     if (threads > 0) edgerazor::runtime::set_threads(threads);
     const auto dtype = parse_dtype(dtype_name);
 

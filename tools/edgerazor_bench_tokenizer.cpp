@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "edgerazor/core/cli.h"
+#include "tool_flags.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/text/tokenizer.h"
 
@@ -51,11 +52,7 @@ int main(int argc, char** argv) {
     app.add_option("--model", model_dir, "model folder (tokenizer.json or tokenizer.model)");
     app.add_option("--repeat", repeat, "steady-state passes (best is reported)")->check(CLI::PositiveNumber);
     app.add_option("files", files, "text files (default: TinyStories + Shakespeare from shared/data)");
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-      return app.exit(e);
-    }
+    if (auto done = edgerazor::cli::parse_flags(app, argc, argv)) return *done;
     if (files.empty())
       files = {data + "/text/tinystories-valid-sample.txt", data + "/text/tinystories-train-sample.txt",
                data + "/text/tinyshakespeare.txt"};

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "edgerazor/core/cli.h"
+#include "tool_flags.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/data/encode.h"
 #include "edgerazor/data/shard.h"
@@ -415,13 +416,7 @@ int main(int argc, char** argv) {
     info->add_option("files", inf.files, "token shards or flat token files")->required();
     info->add_flag("--json", inf.json, "machine-readable output");
 
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::Success& e) {
-      return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-      throw ConfigError("", 0, 0, "", e.what());
-    }
+    if (auto done = edgerazor::cli::parse_flags(app, argc, argv)) return *done;
     if (*encode) return run_encode(enc);
     if (*encode_jsonl) return run_encode(encj);
     if (*info) return run_info(inf);

@@ -15,6 +15,7 @@
 
 #include "edgerazor/config/quant_presets.h"
 #include "edgerazor/core/cli.h"
+#include "tool_flags.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/io/hf_model.h"
 #include "edgerazor/io/model_tokenizer.h"
@@ -45,13 +46,7 @@ int main(int argc, char** argv) {
     std::string quant;
     app.add_option("--quant", quant, "post-training quantize first (PTQ baseline): a preset name or a quantization YAML");
     text->excludes(tokens);
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::Success& e) {
-      return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-      throw edgerazor::ConfigError("", 0, 0, "", e.what());
-    }
+    if (auto done = edgerazor::cli::parse_flags(app, argc, argv)) return *done;
     if (text_file.empty() && tokens_file.empty()) throw edgerazor::ConfigError("", 0, 0, "", "give --text FILE or --tokens FILE");
     if (threads > 0) edgerazor::runtime::set_threads(threads);
 

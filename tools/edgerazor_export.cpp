@@ -12,6 +12,7 @@
 #include <cstdio>
 
 #include "edgerazor/core/cli.h"
+#include "tool_flags.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/export/export.h"
 #include "edgerazor/export/gguf.h"
@@ -54,13 +55,7 @@ int main(int argc, char** argv) {
     app.add_option("--hf-dtype", hf_dtype, "hf format: dtype of the fake-quant weights: bfloat16 | float16 | float32");
     app.add_option("--report", o.report_path, "report JSON path (default beside the output)");
     app.add_option("--inspect", inspect_path, "print the metadata and tensors of a GGUF file and exit");
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::Success& e) {
-      return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-      throw ConfigError("", 0, 0, "", e.what());
-    }
+    if (auto done = edgerazor::cli::parse_flags(app, argc, argv)) return *done;
     if (!inspect_path.empty()) return inspect(inspect_path);
     if (o.source.source.empty()) throw ConfigError("", 0, 0, "SOURCE", "a source folder is required");
     if (o.format.empty()) throw ConfigError("", 0, 0, "--format", "give --format packed, hf or gguf");

@@ -23,6 +23,7 @@
 
 #include "edgerazor/config/quant_presets.h"
 #include "edgerazor/core/cli.h"
+#include "tool_flags.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/io/hf_model.h"
 #include "edgerazor/io/model_tokenizer.h"
@@ -207,13 +208,7 @@ int main(int argc, char** argv) {
     app.add_option("--system", a.system_prompt, "system message for --chat");
     prompt->excludes(prompt_ids)->excludes(prompts);
     prompt_ids->excludes(prompts);
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::Success& e) {
-      return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-      throw ConfigError("", 0, 0, "", e.what());
-    }
+    if (auto done = edgerazor::cli::parse_flags(app, argc, argv)) return *done;
     if (a.prompt.empty() && a.prompt_ids.empty() && a.prompts_file.empty())
       throw ConfigError("", 0, 0, "", "give --prompt, --prompt-ids or --prompts");
     if (!a.prompts_file.empty() && a.out_file.empty()) throw ConfigError("", 0, 0, "--out", "batch mode needs --out FILE");

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "edgerazor/core/cli.h"
+#include "tool_flags.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/dist/launch.h"
 
@@ -30,13 +31,7 @@ int main(int argc, char** argv) {
     app.add_option("--timeout", timeout_s, "collective/rendezvous timeout in seconds (sets EDGERAZOR_DIST_TIMEOUT)")
         ->check(CLI::PositiveNumber);
     app.prefix_command();  // the first positional argument (or "--") starts the command
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::Success& e) {
-      return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-      throw edgerazor::ConfigError("", 0, 0, "", e.what());
-    }
+    if (auto done = edgerazor::cli::parse_flags(app, argc, argv)) return *done;
     std::vector<std::string> command = app.remaining();
     if (!command.empty() && command.front() == "--") command.erase(command.begin());
     if (command.empty()) throw edgerazor::ConfigError("", 0, 0, "", "no command given (edgerazor-launch [options] -- CMD ARGS...)");

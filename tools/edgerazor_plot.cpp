@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "edgerazor/core/cli.h"
+#include "tool_flags.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/core/svg_plot.h"
 
@@ -27,13 +28,7 @@ int main(int argc, char** argv) {
     app.add_option("--type", type, "only lines of this type (e.g. train, eval)");
     app.add_option("--title", title, "chart title");
     app.add_flag("--log-y", log_y, "logarithmic y axis");
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::Success& e) {
-      return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-      throw edgerazor::ConfigError("", 0, 0, "", e.what());
-    }
+    if (auto done = edgerazor::cli::parse_flags(app, argc, argv)) return *done;
     if (keys.empty()) keys = {"loss"};
     std::vector<edgerazor::plot::Series> series;
     for (const auto& input : inputs) {

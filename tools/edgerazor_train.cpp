@@ -22,6 +22,7 @@
 
 #include "edgerazor/config/train_config.h"
 #include "edgerazor/core/cli.h"
+#include "tool_flags.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/dist/launch.h"
 #include "edgerazor/dist/trainer_sync.h"
@@ -44,13 +45,7 @@ int main(int argc, char** argv) {
     app.add_flag("--quiet", quiet, "no progress lines");
     app.add_option("--nproc-per-node", nproc_per_node, "data-parallel ranks to launch here (default: distributed.nproc_per_node)")
         ->check(CLI::PositiveNumber);
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::Success& e) {
-      return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-      throw edgerazor::ConfigError("", 0, 0, "", e.what());
-    }
+    if (auto done = edgerazor::cli::parse_flags(app, argc, argv)) return *done;
     if (threads > 0) edgerazor::runtime::set_threads(threads);
 
     std::vector<edgerazor::config::Override> overrides;
