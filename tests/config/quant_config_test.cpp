@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "fixtures/fixtures.h"
 #include "edgerazor/config/quant_config.h"
 #include "edgerazor/config/quant_plan.h"
 #include "edgerazor/config/quant_presets.h"
@@ -22,39 +23,8 @@ std::string error_of(const std::string& yaml) {
   return "<no error>";
 }
 
-// The paper's Qwen3-0.6B 1.88-bit train.yaml, QAT part (spec §5.6), with its paper-era type name.
-const char* kPaperYaml = R"(qat_configuration:
-  method: QAT
-  select:
-    target_types: [linear, embedding, qwen3attention]
-    target_names: []
-    exclude_types: []
-    exclude_names: []
-  function:
-    epsilon: 1.0e-5
-    weight_function: weight_quant_uniform_symmetric_clip_per_block_mp_int1_58_int4_static_row_wise_sparse
-    w_scale_factor: 2.0
-    w_block_size: 256
-    w_mixed_precision_prop: 0.125
-    is_w_quantized: False
-    activation_function: state_quant_uniform_symmetric_absmax_per_block_int8
-    a_block_size: 256
-    kv_cache_function: state_quant_uniform_symmetric_absmax_per_block_int8
-    kv_block_size: 128
-  overrides:
-    - name: model.embed_tokens
-      weight_function: weight_quant_uniform_symmetric_absmax_per_block_int4
-      w_scale_factor: -1
-      w_mixed_precision_prop: -1
-    - name: lm_head
-      weight_function: weight_quant_uniform_symmetric_absmax_per_block_int4
-      w_scale_factor: -1
-      w_mixed_precision_prop: -1
-  training: all
-kd_configuration:
-  method: KD
-  loss_task_alpha: 0.1
-)";
+// The paper's Qwen3-0.6B 1.88-bit train.yaml (spec §5.6), with its paper-era type name.
+const std::string kPaperYaml = read_fixture("paper_qwen3-0.6b_w1.88_train.yaml");
 
 TEST(QuantConfigYaml, ReadsThePapersReferenceConfig) {
   const QuantConfig c = parse_quant_config_yaml(kPaperYaml, "train.yaml");

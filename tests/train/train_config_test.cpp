@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "fixtures/fixtures.h"
 #include "edgerazor/config/quant_presets.h"
 #include "edgerazor/config/train_config.h"
 #include "edgerazor/core/error.h"
@@ -92,53 +93,7 @@ TEST(TrainConfig, NoDistillationMeansPlainCrossEntropy) {
 
 // The paper's train.yaml blocks (spec quantization.md §5.6) next to our sections.
 TEST(TrainConfig, AcceptsTheReferenceQatAndKdBlocks) {
-  const std::string yaml = R"(qat_configuration:
-  method: QAT
-  select:
-    target_types: [linear, embedding, qwen3attention]
-    target_names: []
-    exclude_types: []
-    exclude_names: []
-  function:
-    epsilon: 1.0e-5
-    weight_function: weight_quant_uniform_symmetric_clip_per_block_mp_int1_58_int4_static_row_wise_sparse
-    w_scale_factor: 2.0
-    w_block_size: 256
-    w_mixed_precision_prop: 0.125
-    is_w_quantized: False
-    activation_function: state_quant_uniform_symmetric_absmax_per_block_int8
-    a_block_size: 256
-    kv_cache_function: state_quant_uniform_symmetric_absmax_per_block_int8
-    kv_block_size: 128
-  overrides:
-    - name: model.embed_tokens
-      weight_function: weight_quant_uniform_symmetric_absmax_per_block_int4
-      w_scale_factor: -1
-      w_mixed_precision_prop: -1
-    - name: lm_head
-      weight_function: weight_quant_uniform_symmetric_absmax_per_block_int4
-      w_scale_factor: -1
-      w_mixed_precision_prop: -1
-  training: all
-kd_configuration:
-  method: KD
-  loss_task_alpha: 0.1
-  loss_1:
-    loss_type: logits
-    loss_function: compute_kld_confidence
-    alpha: 2.0
-    temperature: 1.0
-    padding_id: -100
-    use_entropy: True
-    confidence_k: 16
-    reduction: batch_mean
-  loss_2:
-    loss_type: hidden_states
-    loss_function: compute_mse
-    alpha: 0.1
-    layer_index: adaptive
-    padding_id: -100
-    reduction: batch_mean
+  const std::string yaml = read_fixture("paper_qwen3-0.6b_w1.88_train.yaml") + R"(
 model:
   teacher: )" + kModel + R"(
 data:
