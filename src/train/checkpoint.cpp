@@ -125,6 +125,7 @@ std::string save_checkpoint(const std::string& run_dir, const model::CausalLMImp
   j["elapsed_seconds"] = state.elapsed_seconds;
   j["data_state"] = state.data_state;
   j["seed"] = state.seed;
+  j["world_size"] = state.world_size;
   write_text(tmp / "trainer_state" / "state.json", j.dump(2) + "\n");
   write_text(tmp / "DONE", std::to_string(state.step) + "\n");
   fsync_tree(tmp);
@@ -166,6 +167,7 @@ TrainerState read_trainer_state(const std::string& checkpoint_dir) {
     s.elapsed_seconds = j.at("elapsed_seconds").get<double>();
     s.data_state = j.at("data_state").get<std::string>();
     s.seed = j.at("seed").get<uint64_t>();
+    s.world_size = j.value("world_size", 1);
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(path.string(), std::string("missing or mistyped field: ") + e.what());
   }

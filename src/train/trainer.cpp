@@ -236,6 +236,12 @@ void Trainer::setup() {
     std::string saved_yaml((std::istreambuf_iterator<char>(saved)), std::istreambuf_iterator<char>());
     if (!saved_yaml.empty() && saved_yaml != s.config_yaml)
       s.say("note: the config differs from the checkpoint's train_config.yaml; the current config wins");
+    if (st.world_size != world)
+      s.say("note: the checkpoint was written by " + std::to_string(st.world_size) + " rank(s), this run has " +
+            std::to_string(world) + ": the data stream continues at the same global position, but each "
+            "optimizer step now sees " + std::to_string(world * t.micro_batch_size * t.gradient_accumulation_steps) +
+            " rows instead of " + std::to_string(st.world_size * t.micro_batch_size * t.gradient_accumulation_steps) +
+            ", so the result will differ from an uninterrupted run");
     s.say("resumed from " + latest->path + " at step " + std::to_string(s.step));
   } else if (s.options.resume) {
     s.say("no complete checkpoint in " + s.run_dir + ": starting from step 0");
@@ -294,6 +300,7 @@ TrainSummary Trainer::train() {
       st.tokens_seen = s.tokens_seen;
       st.data_state = s.loader->state_json();
       st.seed = s.cfg.run.seed;
+      st.world_size = s.sync->world_size();
       st.elapsed_seconds = s.elapsed_before;
       s.last_checkpoint = save_checkpoint(s.run_dir, *s.student, *s.optimizer, st,
                                           {s.cfg.model.student, s.quant_yaml, s.config_yaml}, t.keep_last);

@@ -280,6 +280,26 @@ TEST_F(TrainerRun, TwoRanksSeeTheOneRankBatchAndOnlyRankZeroWrites) {
   EXPECT_TRUE(fs::exists(dir_ / "two/checkpoints/step_2/DONE"));
 }
 
+TEST_F(TrainerRun, TwoRankRunResumesAndAWorldSizeChangeIsExplained) {
+  auto two = args("resume2", {"train.max_steps=2", "train.eval_at_start=false", "train.micro_batch_size=4"});
+  two.insert(two.end(), {"--nproc-per-node", "2"});
+  ASSERT_EQ(run(two, "first"), 0) << log("first");
+  ASSERT_TRUE(fs::exists(dir_ / "resume2/checkpoints/step_2/DONE"));
+  // Same world size: continues quietly from step 2.
+  auto more = args("resume2", {"train.max_steps=3", "train.eval_at_start=false", "train.micro_batch_size=4"});
+  more.insert(more.end(), {"--nproc-per-node", "2", "--resume"});
+  ASSERT_EQ(run(more, "second"), 0) << log("second");
+  EXPECT_THAT(log("second"), HasSubstr("resumed from"));
+  EXPECT_THAT(log("second"), ::testing::Not(HasSubstr("rank(s), this run has")));
+  EXPECT_TRUE(fs::exists(dir_ / "resume2/checkpoints/step_3/DONE"));
+  // One rank now: it says what changes.
+  auto one = args("resume2", {"train.max_steps=4", "train.eval_at_start=false", "train.micro_batch_size=4"});
+  one.push_back("--resume");
+  ASSERT_EQ(run(one, "third"), 0) << log("third");
+  EXPECT_THAT(log("third"), HasSubstr("the checkpoint was written by 2 rank(s), this run has 1"));
+  EXPECT_THAT(log("third"), HasSubstr("each optimizer step now sees 4 rows instead of 8"));
+}
+
 TEST_F(TrainerRun, WithoutDistillationTrainsPlainCrossEntropy) {
   // Drop the teacher side entirely (this is how a demo pretrains its own teacher).
   std::string cfg = read_file(kSource + "/configs/tiny-stories260k-w1.58.yaml");

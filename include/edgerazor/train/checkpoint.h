@@ -41,6 +41,7 @@ struct TrainerState {
   double elapsed_seconds = 0;   // training time so far (all sessions)
   std::string data_state;       // data::DataLoader::state_json()
   uint64_t seed = 0;
+  int world_size = 1;           // data-parallel ranks that wrote it (the data position is global)
 };
 
 struct CheckpointInfo {
