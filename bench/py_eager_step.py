@@ -290,9 +290,11 @@ def main():
         "config": {"vocab": a.vocab, "dim": a.dim, "layers": a.layers, "heads": a.heads,
                    "kv_heads": a.kv_heads, "ffn": a.ffn, "seq": a.seq, "batch": a.batch, "steps": a.steps},
         "student_parameters": sum(p.numel() for p in student.parameters()),
+        "model_state_mb": 5 * sum(p.numel() * p.element_size() for p in student.parameters()) / 2 ** 20,
         "loss": loss_value, "phases_ms": {k: statistics.median(v) for k, v in phases.items()},
         "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
     }
+    out["peak_minus_state_mb"] = out["peak_rss_mb"] - out["model_state_mb"]
     print(json.dumps(out), flush=True)
 
 

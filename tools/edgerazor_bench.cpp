@@ -538,6 +538,10 @@ int run_step(const StepArgs& a) {
                  {"kv_heads", a.kv_heads}, {"ffn", a.ffn}, {"seq", a.seq},       {"batch", a.batch},
                  {"steps", a.steps}};
   j["student_parameters"] = edgerazor::quant::count_parameters(*b.student);
+  // Teacher + student weights, student gradients and the two AdamW moments, all in the step dtype.
+  const double params = static_cast<double>(edgerazor::quant::count_parameters(*b.student));
+  j["model_state_mb"] = params * 5 * at::elementSize(dtype) / (1024.0 * 1024.0);
+  j["peak_minus_state_mb"] = peak_rss - params * 5 * at::elementSize(dtype) / (1024.0 * 1024.0);
   j["loss"] = last_loss;
   j["allocator"] = allocator;
   j["loss_kernel"] = fast_loss ? "fast (src/bench/fast_logit_loss)" : "library (distill::DistillObjective)";

@@ -29,55 +29,98 @@ using distill::FusedLogitRequest;
 using distill::FusedLogitResult;
 using distill::LogitsSource;
 
-constexpr int kLanes = 16;  // independent accumulators: reductions vectorize without -ffast-math
 #define ER_INLINE inline __attribute__((always_inline))
 
-// ---- scalar helpers written so that GCC vectorizes loops that call them ------------------------
+// ---- 16-lane vectors (GCC vector extensions; each target clone lowers them to its ISA) -----------
 
-ER_INLINE float bits_to_float(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
+typedef float vf __attribute__((vector_size(64)));
+typedef int32_t vi __attribute__((vector_size(64)));
+typedef uint32_t vu __attribute__((vector_size(64)));
+typedef uint16_t vh __attribute__((vector_size(32)));
+constexpr int64_t kLanes = 16;
+
+ER_INLINE vf splat(float x) { return vf{} + x; }
+ER_INLINE vf select(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
+ER_INLINE float hsum(vf v) {
+  double s = 0.0;
+  for (int l = 0; l < kLanes; ++l) s += v[l];
+  return static_cast<float>(s);
 }
-ER_INLINE uint32_t float_to_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
+ER_INLINE float hmax(vf v) {
+  float m = v[0];
+  for (int l = 1; l < kLanes; ++l) m = v[l] > m ? v[l] : m;
+  return m;
 }
-ER_INLINE float load(const float* p, int64_t j) { return p[j]; }
-ER_INLINE float load(const uint16_t* p, int64_t j) { return bits_to_float(static_cast<uint32_t>(p[j]) << 16); }
-ER_INLINE void store(float* p, int64_t j, float v) { p[j] = v; }
-ER_INLINE void store(uint16_t* p, int64_t j, float v) {  // round to nearest even, like c10::BFloat16
-  const uint32_t u = float_to_bits(v);
-  const uint32_t r = u + 0x7fffu + ((u >> 16) & 1u);
-  p[j] = static_cast<uint16_t>(v != v ? 0x7fc0u : (r >> 16));
+ER_INLINE vf from_bf16(vh h) { return (vf)(__builtin_convertvector(h, vu) << 16); }
+ER_INLINE vh to_bf16(vf v) {  // round to nearest even, NaN stays NaN (like c10::BFloat16)
+  const vu u = (vu)v;
+  const vu r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const vu nan = (vu)(v != v);
+  return __builtin_convertvector((r & ~nan) | (0x7fc0u & nan), vh);
+}
+// n valid lanes from p, the rest `fill`.
+ER_INLINE vf load_n(const float* p, int64_t n, float fill) {
+  vf v;
+  if (n == kLanes) {
+    std::memcpy(&v, p, sizeof v);
+  } else {
+    v = splat(fill);
+    for (int64_t l = 0; l < n; ++l) v[l] = p[l];
+  }
+  return v;
+}
+ER_INLINE vf load_n(const uint16_t* p, int64_t n, float fill) {
+  if (n == kLanes) {
+    vh h;
+    std::memcpy(&h, p, sizeof h);
+    return from_bf16(h);
+  }
+  vh h = {};
+  for (int64_t l = 0; l < n; ++l) h[l] = p[l];
+  vf v = from_bf16(h);
+  for (int64_t l = n; l < kLanes; ++l) v[l] = fill;
+  return v;
+}
+ER_INLINE void store_n(float* p, vf v, int64_t n) {
+  if (n == kLanes) std::memcpy(p, &v, sizeof v);
+  else for (int64_t l = 0; l < n; ++l) p[l] = v[l];
+}
+ER_INLINE void store_n(uint16_t* p, vf v, int64_t n) {
+  const vh h = to_bf16(v);
+  if (n == kLanes) std::memcpy(p, &h, sizeof h);
+  else for (int64_t l = 0; l < n; ++l) p[l] = h[l];
+}
+ER_INLINE vf lane_mask(int64_t n) {  // 1 for the first n lanes, 0 after
+  vf m;
+  for (int64_t l = 0; l < kLanes; ++l) m[l] = l < n ? 1.0f : 0.0f;
+  return m;
 }
 
 // exp for x <= 0 (Cephes expf polynomial, relative error ~2e-7); x < -87 gives ~1e-38.
-ER_INLINE float exp_neg(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  const float fn = std::floor(x * 1.44269504088896341f + 0.5f);
-  const float r = x - fn * 0.693359375f + fn * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
+ER_INLINE vf exp_neg(vf x) {
+  x = select(x < -87.0f, splat(-87.0f), x);
+  const vf fn = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
+  const vf r = x - fn * 0.693359375f + fn * 2.12194440e-4f;
+  vf p = splat(1.9875691500e-4f);
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  return p * bits_to_float(static_cast<uint32_t>(static_cast<int32_t>(fn) + 127) << 23);
+  return p * (vf)((__builtin_convertvector(fn, vi) + 127) << 23);
 }
 
 // log for positive normal x (Cephes logf, relative error ~2e-7).
-ER_INLINE float log_pos(float x) {
-  const uint32_t u = float_to_bits(x);
-  float e = static_cast<float>(static_cast<int32_t>((u >> 23) & 0xffu) - 126);
-  float m = bits_to_float((u & 0x7fffffu) | 0x3f000000u);  // [0.5, 1)
-  const bool small = m < 0.707106781186547524f;
-  e = small ? e - 1.0f : e;
-  m = small ? m + m - 1.0f : m - 1.0f;
-  const float z = m * m;
-  float y = 7.0376836292e-2f;
+ER_INLINE vf log_pos(vf x) {
+  const vu u = (vu)x;
+  vf e = __builtin_convertvector((vi)((u >> 23) & 0xffu) - 126, vf);
+  vf m = (vf)((u & 0x7fffffu) | 0x3f000000u);  // [0.5, 1)
+  const vi small = m < 0.707106781186547524f;
+  e = select(small, e - 1.0f, e);
+  m = select(small, m + m - 1.0f, m - 1.0f);
+  const vf z = m * m;
+  vf y = splat(7.0376836292e-2f);
   y = y * m - 1.1514610310e-1f;
   y = y * m + 1.1676998740e-1f;
   y = y * m - 1.2420140846e-1f;
@@ -87,56 +130,37 @@ ER_INLINE float log_pos(float x) {
   y = y * m - 2.4999993993e-1f;
   y = y * m + 3.3333331174e-1f;
   y = y * m * z;
-  y += e * -2.12194440e-4f;
-  y += -0.5f * z;
+  y = y + e * -2.12194440e-4f;
+  y = y - 0.5f * z;
   return m + y + e * 0.693359375f;
-}
-
-ER_INLINE float lane_sum(const float* acc) {
-  double s = 0.0;
-  for (int l = 0; l < kLanes; ++l) s += acc[l];
-  return static_cast<float>(s);
 }
 
 // Per-row softmax statistics; fills es/et with exp(z - max).
 template <typename T>
-ER_INLINE void row_softmax(const T* zs, const T* zt, int64_t V, float* es, float* et,
-                                                       float& ms, float& mt, float& ss, float& st) {
-  float amax_s[kLanes], amax_t[kLanes], acc_s[kLanes] = {}, acc_t[kLanes] = {};
-  for (int l = 0; l < kLanes; ++l) amax_s[l] = amax_t[l] = -INFINITY;
-  const int64_t Vb = V / kLanes * kLanes;
-  for (int64_t j = 0; j < Vb; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      const float a = load(zs, j + l), b = load(zt, j + l);
-      amax_s[l] = a > amax_s[l] ? a : amax_s[l];
-      amax_t[l] = b > amax_t[l] ? b : amax_t[l];
-    }
-  ms = -INFINITY;
-  mt = -INFINITY;
-  for (int l = 0; l < kLanes; ++l) {
-    ms = std::max(ms, amax_s[l]);
-    mt = std::max(mt, amax_t[l]);
+ER_INLINE void row_softmax(const T* zs, const T* zt, int64_t V, float* es, float* et, float& ms, float& mt, float& ss,
+                           float& st) {
+  vf max_s = splat(-INFINITY), max_t = splat(-INFINITY);
+  for (int64_t j = 0; j < V; j += kLanes) {
+    const int64_t n = std::min(kLanes, V - j);
+    const vf a = load_n(zs + j, n, -INFINITY), b = load_n(zt + j, n, -INFINITY);
+    max_s = select(a > max_s, a, max_s);
+    max_t = select(b > max_t, b, max_t);
   }
-  for (int64_t j = Vb; j < V; ++j) {
-    ms = std::max(ms, load(zs, j));
-    mt = std::max(mt, load(zt, j));
+  ms = hmax(max_s);
+  mt = hmax(max_t);
+  vf acc_s = {}, acc_t = {};
+  for (int64_t j = 0; j < V; j += kLanes) {
+    const int64_t n = std::min(kLanes, V - j);
+    const vf keep = lane_mask(n);
+    const vf a = exp_neg(load_n(zs + j, n, -INFINITY) - ms) * keep;
+    const vf b = exp_neg(load_n(zt + j, n, -INFINITY) - mt) * keep;
+    store_n(es + j, a, n);
+    store_n(et + j, b, n);
+    acc_s += a;
+    acc_t += b;
   }
-  for (int64_t j = 0; j < Vb; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      const float a = exp_neg(load(zs, j + l) - ms), b = exp_neg(load(zt, j + l) - mt);
-      es[j + l] = a;
-      et[j + l] = b;
-      acc_s[l] += a;
-      acc_t[l] += b;
-    }
-  ss = lane_sum(acc_s);
-  st = lane_sum(acc_t);
-  for (int64_t j = Vb; j < V; ++j) {
-    es[j] = exp_neg(load(zs, j) - ms);
-    et[j] = exp_neg(load(zt, j) - mt);
-    ss += es[j];
-    st += et[j];
-  }
+  ss = hsum(acc_s);
+  st = hsum(acc_t);
 }
 
 struct RowForward {
@@ -144,75 +168,67 @@ struct RowForward {
 };
 
 template <typename T>
-ER_INLINE RowForward row_forward_impl(const T* zs, const T* zt, int64_t V,
-                                                                  int64_t target, float* es, float* et) {
+ER_INLINE RowForward row_forward_impl(const T* zs, const T* zt, int64_t V, int64_t target, float* es, float* et) {
   const float log_eps = std::log(static_cast<float>(distill::kProbEps)), eps = static_cast<float>(distill::kProbEps);
   float ms, mt, ss, st;
   row_softmax(zs, zt, V, es, et, ms, mt, ss, st);
   const float cs = ms + std::log(ss), ct = mt + std::log(st), is = 1.0f / ss, it = 1.0f / st;
-  float acc_h[kLanes] = {}, acc_f[kLanes] = {}, acc_r[kLanes] = {};
-  auto body = [&](int64_t j, int l) __attribute__((always_inline)) {
-    const float ls = load(zs, j) - cs, lt = load(zt, j) - ct;
-    const float ps = es[j] * is, pt = et[j] * it;
-    const float lsc = ls < log_eps ? log_eps : ls, ltc = lt < log_eps ? log_eps : lt;
-    const float psc = ls < log_eps ? eps : ps, ptc = lt < log_eps ? eps : pt;
-    acc_h[l] += pt * log_pos(pt + eps);
-    acc_f[l] += ptc * (ltc - lsc);
-    acc_r[l] += psc * (lsc - ltc);
-  };
-  const int64_t Vb = V / kLanes * kLanes;
-  for (int64_t j = 0; j < Vb; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) body(j + l, l);
-  for (int64_t j = Vb; j < V; ++j) body(j, 0);
+  vf acc_h = {}, acc_f = {}, acc_r = {};
+  for (int64_t j = 0; j < V; j += kLanes) {  // tail lanes: logits -inf, probabilities 0 -> add 0
+    const int64_t n = std::min(kLanes, V - j);
+    const vf ls = load_n(zs + j, n, -INFINITY) - cs, lt = load_n(zt + j, n, -INFINITY) - ct;
+    const vf ps = load_n(es + j, n, 0.0f) * is, pt = load_n(et + j, n, 0.0f) * it;
+    const vi s_small = ls < log_eps, t_small = lt < log_eps;
+    const vf lsc = select(s_small, splat(log_eps), ls), ltc = select(t_small, splat(log_eps), lt);
+    const vf psc = select(s_small, splat(eps), ps), ptc = select(t_small, splat(eps), pt);
+    acc_h += pt * log_pos(pt + eps);
+    acc_f += ptc * (ltc - lsc);
+    acc_r += psc * (lsc - ltc);
+  }
   RowForward r;
-  r.nll = target >= 0 ? cs - load(zs, target) : 0.0f;
-  r.entropy = -lane_sum(acc_h);
-  r.kl_fwd = lane_sum(acc_f);
-  r.kl_rev = lane_sum(acc_r);
+  r.nll = target >= 0 ? cs - load_n(zs + target, 1, 0.0f)[0] : 0.0f;
+  r.entropy = -hsum(acc_h);
+  r.kl_fwd = hsum(acc_f);
+  r.kl_rev = hsum(acc_r);
   return r;
 }
 
 // dz = c_ce (ps - onehot) + c_f (ps sum(a) - a) + c_r ps (h - sum(ps h)), written in T.
 template <typename T>
-ER_INLINE void row_backward_impl(const T* zs, const T* zt, int64_t V, int64_t target,
-                                                             float c_ce, float c_f, float c_r, T* dz, float* es,
-                                                             float* et) {
+ER_INLINE void row_backward_impl(const T* zs, const T* zt, int64_t V, int64_t target, float c_ce, float c_f, float c_r,
+                                 T* dz, float* es, float* et) {
   const float log_eps = std::log(static_cast<float>(distill::kProbEps)), eps = static_cast<float>(distill::kProbEps);
   float ms, mt, ss, st;
   row_softmax(zs, zt, V, es, et, ms, mt, ss, st);
   const float cs = ms + std::log(ss), ct = mt + std::log(st), is = 1.0f / ss, it = 1.0f / st;
-  float acc_a[kLanes] = {}, acc_h[kLanes] = {};
-  auto terms = [&](int64_t j, float& ps, float& a, float& h) __attribute__((always_inline)) {
-    const float ls = load(zs, j) - cs, lt = load(zt, j) - ct;
-    ps = es[j] * is;
-    const float pt = et[j] * it;
-    const bool live = ls >= log_eps;
-    const float lsc = live ? ls : log_eps, ltc = lt < log_eps ? log_eps : lt;
-    const float ptc = lt < log_eps ? eps : pt;
-    a = live ? ptc : 0.0f;
-    h = live ? lsc - ltc + 1.0f : 0.0f;
+  // ps, a = exp(ltc) live, h = (lsc - ltc + 1) live for lanes j .. j + n; tail lanes give 0.
+  auto terms = [&](int64_t j, int64_t n, vf& ps, vf& a, vf& h) __attribute__((always_inline)) {
+    const vf ls = load_n(zs + j, n, -INFINITY) - cs, lt = load_n(zt + j, n, -INFINITY) - ct;
+    ps = load_n(es + j, n, 0.0f) * is;
+    const vf pt = load_n(et + j, n, 0.0f) * it;
+    const vi live = ls >= log_eps, t_small = lt < log_eps;
+    const vf ltc = select(t_small, splat(log_eps), lt), ptc = select(t_small, splat(eps), pt);
+    a = select(live, ptc, vf{});
+    h = select(live, ls - ltc + 1.0f, vf{});
   };
-  const int64_t Vb = V / kLanes * kLanes;
-  for (int64_t j = 0; j < Vb; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      float ps, a, h;
-      terms(j + l, ps, a, h);
-      acc_a[l] += a;
-      acc_h[l] += ps * h;
-    }
-  float sum_a = lane_sum(acc_a), sum_psh = lane_sum(acc_h);
-  for (int64_t j = Vb; j < V; ++j) {
-    float ps, a, h;
-    terms(j, ps, a, h);
-    sum_a += a;
-    sum_psh += ps * h;
+  vf acc_a = {}, acc_h = {};
+  for (int64_t j = 0; j < V; j += kLanes) {
+    vf ps, a, h;
+    terms(j, std::min(kLanes, V - j), ps, a, h);
+    acc_a += a;
+    acc_h += ps * h;
   }
-  for (int64_t j = 0; j < V; ++j) {
-    float ps, a, h;
-    terms(j, ps, a, h);
-    store(dz, j, c_ce * ps + c_f * (ps * sum_a - a) + c_r * ps * (h - sum_psh));
+  const float sum_a = hsum(acc_a), sum_psh = hsum(acc_h);
+  for (int64_t j = 0; j < V; j += kLanes) {
+    const int64_t n = std::min(kLanes, V - j);
+    vf ps, a, h;
+    terms(j, n, ps, a, h);
+    store_n(dz + j, c_ce * ps + c_f * (ps * sum_a - a) + c_r * ps * (h - sum_psh), n);
   }
-  if (target >= 0) store(dz, target, load(dz, target) - c_ce);
+  if (target >= 0) {
+    const float v = load_n(dz + target, 1, 0.0f)[0] - c_ce;
+    store_n(dz + target, splat(v), 1);
+  }
 }
 
 // Non-template entry points, one clone per instruction set (picked at load time).
