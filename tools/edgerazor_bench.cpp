@@ -461,6 +461,9 @@ int run_step(const StepArgs& a) {
   b.teacher->eval();
   for (auto& p : b.teacher->parameters()) p.requires_grad_(false);
   b.student->train();
+  const char* ckpt_env = std::getenv("EDGERAZOR_BENCH_CHECKPOINT");
+  const bool checkpointing = ckpt_env && std::string(ckpt_env) == "1";
+  b.student->set_gradient_checkpointing(checkpointing);  // recompute each layer in backward
   auto quant = edgerazor::config::preset("w1.58a8kv8");
   auto& targets = quant.select.target_types;  // ternary W + A8 block 256; KV8 off (not in the step)
   targets.erase(std::remove(targets.begin(), targets.end(), "kv_cache"), targets.end());
@@ -544,6 +547,7 @@ int run_step(const StepArgs& a) {
   j["peak_minus_state_mb"] = peak_rss - params * 5 * at::elementSize(dtype) / (1024.0 * 1024.0);
   j["loss"] = last_loss;
   j["allocator"] = allocator;
+  j["gradient_checkpointing"] = checkpointing;
   j["loss_kernel"] = fast_loss ? "fast (src/bench/fast_logit_loss)" : "library (distill::DistillObjective)";
   j["sys_ms_per_step"] = median(sys_ms);
   j["minor_faults_per_step"] = median(faults);
