@@ -18,12 +18,17 @@
 // fp32 otherwise; in bf16 both models, gradients and AdamW states are bf16 (as `model.to(bf16)`
 // in the PyTorch baseline bench/py_eager_step.py).
 //
-// Output: one JSON line per step on stderr-free stdout ({"step":i,...}) and a final JSON line with
-// tokens_per_s, step_ms (median over the steps after the first, warm-up, one), peak_rss_mb (VmHWM
-// of the whole process), mfu (model FLOPs / step time / measured matmul peak), matmul_peak_gflops
-// (best of a large square matmul in the chosen dtype measured at start), flops_per_step and the
-// FLOP model used, and the median time of each phase of the step.
-// EDGERAZOR_BENCH_TRACE=<file.json> records the LibTorch profiler's chrome trace of the last step.
+// Output (stdout): one JSON line per step ({"step":i,...}) and a final JSON line with tokens_per_s,
+// step_ms (median over the steps after the first, warm-up, one), peak_rss_mb (VmHWM of the whole
+// process), mfu (model FLOPs / step time / measured matmul peak), matmul_peak_gflops (best of a
+// 2048^3 matmul in the chosen dtype, measured before and after the steps), flops_per_step and the
+// FLOP model used, the median time of each phase, system time and page faults per step.
+//
+// Profiling knobs (environment; bench/README.md): EDGERAZOR_BENCH_TRACE=<file.json> (LibTorch
+// profiler trace of the last step), EDGERAZOR_BENCH_ALLOCATOR=default|glibc|caching,
+// EDGERAZOR_BENCH_FAST_LOSS=1 (experimental row-fused CE + EAKLD kernel, src/bench/),
+// EDGERAZOR_BENCH_CHECK_FAST=1 (that kernel vs the library on the step's tensors),
+// EDGERAZOR_BENCH_CHECKPOINT=1 (gradient checkpointing of the student).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>

@@ -253,7 +253,7 @@ ER_CLONES void row_backward_bf16(const uint16_t* zs, const uint16_t* zt, int64_t
 
 struct Plan {
   int64_t chunk = 256, rows = 0, vocab = 0;
-  bool has_ce = false, has_kl = false, want_fwd = false, want_rev = false, want_entropy = false;
+  bool has_ce = false;
   at::Tensor ce_targets, ce_weights;  // (N) int64 / float (zeros when no CE)
   at::Tensor kl_weights, gamma_weights;  // (N) float (zeros when absent)
   at::Tensor teacher_hidden, teacher_weight;  // (N, C), (V, C)
