@@ -4,7 +4,7 @@
 // sets the intra-op thread count to the number of cores, unless the user said otherwise:
 //   EDGERAZOR_NUM_THREADS=N  -> N threads (0 = leave LibTorch's own default alone)
 //   OMP_NUM_THREADS=N        -> respected (LibTorch already reads it)
-// Tools also take --threads N, which calls set_threads(N).
+// Tools also take --threads N, which calls set_threads(N). See configure_allocator() too.
 #pragma once
 
 namespace edgerazor::runtime {
@@ -17,5 +17,10 @@ void configure_threads();
 
 // Explicit override (N >= 1).
 void set_threads(int n);
+
+// Allocator: keeps large temporaries in glibc's heap instead of a fresh mmap per allocation
+// (M_MMAP_THRESHOLD 32 MiB, no trimming), which removes most page faults of a training step.
+// Applied when the library loads unless EDGERAZOR_MALLOC_TUNING=0.
+void configure_allocator();
 
 }  // namespace edgerazor::runtime
