@@ -119,16 +119,23 @@ if [[ $SOURCE == stories260K ]]; then
   # The validation sample has no story separators, only blank lines between paragraphs: split
   # there, every paragraph would become a document ending in EOS, and the trainer's held-out
   # loss would mostly measure guessing paragraph ends (teacher 2.02 instead of 1.42 nats/token).
-  VALID_SPLIT=none
+  TRAIN_SPLIT=auto VALID_SPLIT=none   # the train sample separates stories with <|endoftext|>
+  EVAL_BOS=()   # stories260K was trained with BOS before each story
 else
   SYN=$OUT/synthetic
-  # 256 byte pieces (llama.cpp needs SentencePiece's byte fallback) + specials + ~125 merges
-  SYN_VOCAB=384
+  # 256 byte pieces (llama.cpp needs SentencePiece's byte fallback) + 3 specials + ~250 pieces,
+  # enough to make most template words one token (so greedy decoding picks whole words)
+  SYN_VOCAB=512
   mkdir -p "$SYN"
   TRAIN_TXT=$SYN/train.txt
   VALID_TXT=$SYN/valid.txt
   TEACHER_NAME="synthetic teacher (fp32)"
-  VALID_SPLIT=auto   # one story per paragraph
+  # One document per file, blank lines between stories kept as newline tokens: the teacher learns
+  # them, so edgerazor-eval (which reads the text as one document) measures what it was trained on.
+  TRAIN_SPLIT=none VALID_SPLIT=none
+  # ... and sees BOS only once, at the start of the corpus: its evaluation windows get none either
+  # (with BOS before every mid-text window it would score 3.9 instead of 1.33 perplexity).
+  EVAL_BOS=(--no-bos)
   if ((!SYNTHETIC)); then
     echo "   $SHARED/models/stories260K-hf not found: pretraining a small teacher on a generated corpus"
   fi
@@ -170,12 +177,12 @@ else
       die "spm_train is needed to make a tokenizer for the synthetic teacher: install the Debian package 'sentencepiece' (apt-get install sentencepiece), or put stories260K in $SHARED"
     mkdir -p "$SYN/tokenizer"
     logged spm_train spm_train --input="$TRAIN_TXT" --model_prefix="$SYN/tokenizer/spm" --vocab_size=$SYN_VOCAB \
-      --byte_fallback=true --model_type=bpe --character_coverage=1.0 --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --num_threads=1
+      --byte_fallback=true --model_type=bpe --normalization_rule_name=identity --remove_extra_whitespaces=false --character_coverage=1.0 --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --num_threads=1
     mv "$SYN/tokenizer/spm.model" "$SYN/tokenizer/tokenizer.model"
   fi
   done_note
 
-  step "teacher: random initial weights (stories260K's shape, vocabulary $SYN_VOCAB)"
+  step "teacher: random initial weights (stories260K's shape, vocabulary $SYN_VOCAB, context 256)"
   INIT=$SYN/teacher-init
   if [[ ! -s $INIT/model.safetensors ]]; then
     command -v node >/dev/null 2>&1 ||
@@ -187,7 +194,7 @@ else
   "architectures": ["LlamaForCausalLM"], "model_type": "llama",
   "hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 5,
   "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 8,
-  "vocab_size": VOCAB, "max_position_embeddings": 512, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,
+  "vocab_size": VOCAB, "max_position_embeddings": 256, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,
   "hidden_act": "silu", "tie_word_embeddings": true, "bos_token_id": 1, "eos_token_id": 2,
   "torch_dtype": "float32", "attention_bias": false, "mlp_bias": false
 }
@@ -237,7 +244,7 @@ fi
 step "data: text -> token shards (edgerazor-data encode)"
 TOKENIZER_DIR=$([[ $SOURCE == stories260K ]] && echo "$TEACHER" || echo "$SYN/teacher-init")
 for split in train valid; do
-  txt=$TRAIN_TXT mode=auto
+  txt=$TRAIN_TXT mode=$TRAIN_SPLIT
   [[ $split == valid ]] && txt=$VALID_TXT mode=$VALID_SPLIT
   if [[ ! -s $OUT/data/$split.bin ]]; then
     logged "encode-$split" "$BIN/edgerazor-data" encode --tokenizer "$TOKENIZER_DIR" --bos --split "$mode" \
@@ -258,14 +265,14 @@ model: {student: "$SYN/teacher-init"}
 data:
   sources: [{name: synthetic, paths: ["$OUT/data/train.bin"], weight: 1.0}]
   eval_sources: [{name: valid, paths: ["$OUT/data/valid.bin"]}]
-  seq_len: 128
+  seq_len: 256                  # = max_position_embeddings: edgerazor-eval's windows are as long
   packing: pack
 train:
   lr: 3.0e-3
   lr_scheduler: cosine
   warmup_steps: 20
   max_steps: $TEACHER_STEPS
-  micro_batch_size: 16
+  micro_batch_size: 8
   precision: fp32
   log_interval: 10
   eval_batches: 8
@@ -289,7 +296,8 @@ QUANTS=(w1.58 w1.88)
 evaluate() {  # NAME MODEL_DIR [--quant YAML]
   local name=$1; shift
   [[ -s $OUT/eval/$name.json ]] && return 0
-  logged "eval-$name" "$BIN/edgerazor-eval" "$@" --text "$VALID_TXT" --max-tokens "$EVAL_TOKENS" --threads "$THREADS" --quiet
+  logged "eval-$name" "$BIN/edgerazor-eval" "$@" --text "$VALID_TXT" --max-tokens "$EVAL_TOKENS" --threads "$THREADS" --quiet \
+    "${EVAL_BOS[@]}"
   tail -n 1 "$OUT/logs/eval-$name.log" >"$OUT/eval/$name.json.tmp"
   mv "$OUT/eval/$name.json.tmp" "$OUT/eval/$name.json"
 }
@@ -322,7 +330,7 @@ for q in "${QUANTS[@]}"; do
       --set "model.teacher=$TEACHER" --set "model.student=$TEACHER" \
       --set "data.sources[0].paths=[$OUT/data/train.bin]" --set "data.eval_sources[0].paths=[$OUT/data/valid.bin]" \
       --set "train.max_steps=$STEPS" --set "train.log_interval=$LOG_INTERVAL" --set "train.save_interval=$(( STEPS / 2 ))" \
-      --set "train.eval_batches=$EVAL_BATCHES"
+      --set "train.eval_batches=$EVAL_BATCHES" --set "train.eval_interval=$(( STEPS >= 40 ? STEPS / 8 : 5 ))"
     [[ -f $ckpt/DONE ]] || die "QAD $q finished without $ckpt/DONE (see $OUT/logs/qad-$q.log)"
     grep '^step ' "$OUT/logs/qad-$q.log" | tail -n 1 | sed 's/^/   /'
   fi
@@ -456,7 +464,9 @@ label() {
   echo "# EdgeRazor demo results"
   echo
   echo "Teacher: $TEACHER_NAME. QAD: $STEPS steps of 8 x 256 tokens, CE 0.2 + EAKLD 4.0 + LAFD 1.0."
-  echo "Held-out text: the first $EVAL_TOKENS tokens of \`$(basename "$VALID_TXT")\` (windows of BOS + 511)."
+  seq=$(json_num "$OUT/eval/teacher.json" seq_len)
+  if ((${#EVAL_BOS[@]})); then windows="$seq tokens, no BOS"; else windows="BOS + $(( seq - 1 )) tokens"; fi
+  echo "Held-out text: the first $EVAL_TOKENS tokens of \`$(basename "$VALID_TXT")\` (windows of $windows)."
   echo
   echo "| model | bits/weight (codes / with scales) | packed | GGUF | perplexity | trainer eval ppl | tokens/s llama.cpp | tokens/s edgerazor-generate |"
   echo "|---|---|---|---|---|---|---|---|"
@@ -507,7 +517,7 @@ mv "$OUT/results.md.tmp" "$OUT/results.md"
 
 plot_runs=()
 for q in "${QUANTS[@]}"; do plot_runs+=("$OUT/runs/qad-$q/metrics.jsonl:QAD ${q^^}"); done
-logged plot-loss "$BIN/edgerazor-plot" "${plot_runs[@]}" --key loss --type train --log-y \
+logged plot-loss "$BIN/edgerazor-plot" "${plot_runs[@]}" --key loss --type train \
   --title "QAD training loss (CE 0.2 + EAKLD 4 + LAFD 1)" --out "$OUT/loss.svg"
 logged plot-eval "$BIN/edgerazor-plot" "${plot_runs[@]}" --key eval_loss --type eval \
   --title "held-out loss (step 0 = PTQ)" --out "$OUT/eval.svg"
