@@ -104,6 +104,8 @@ logged() {
 # First number after "KEY": in a JSON file (top-level keys of our one-line and sorted reports).
 # (sed -n 1p, not head: head closing the pipe early would fail the pipeline under pipefail)
 json_num() { tr -d '\n' <"$1" | grep -o "\"$2\": *[-0-9.eE+]*" | sed -n '1s/.*: *//p'; }
+# A number with DIGITS decimals, or n/a when there is none (e.g. a JSON null).
+fmt() { awk -v x="$1" -v d="$2" 'BEGIN { if (x ~ /^[-+0-9.eE]+$/) printf ("%." d "f"), x; else printf "n/a" }'; }
 
 echo "EdgeRazor demo -> $OUT"
 echo "   teacher: $SOURCE; QAD steps: $STEPS; held-out tokens: $EVAL_TOKENS; threads: $THREADS"
@@ -405,7 +407,7 @@ JS
         "$OUT/samples/$name.llama.txt"
       tail -n 1 "$OUT/logs/llama-$name.log" >"$OUT/samples/$name.llama.json"
     fi
-    printf '   %-10s %8.0f tokens/s\n' "$name" "$(json_num "$OUT/samples/$name.llama.json" tokens_per_s)"
+    printf '   %-10s %8s tokens/s\n' "$name" "$(fmt "$(json_num "$OUT/samples/$name.llama.json" tokens_per_s)" 0)"
   done
 else
   LLAMA_CACHE=""
@@ -431,7 +433,7 @@ for name in "${ROWS[@]}"; do
 done
 # tokens/s from the progress line ("... 1/1 prompts, 2116.2 tok/s")
 gen_speed() { tr '\r' '\n' <"$OUT/logs/generate-$1.log" | grep -o '[0-9.]* tok/s' | tail -n 1 | sed 's/ tok\/s//'; }
-for name in "${ROWS[@]}"; do printf '   %-10s %8.0f tokens/s\n' "$name" "$(gen_speed "$name")"; done
+for name in "${ROWS[@]}"; do printf '   %-10s %8s tokens/s\n' "$name" "$(fmt "$(gen_speed "$name")" 0)"; done
 done_note
 
 # ---------------------------------------------------------------------------------------------
@@ -441,14 +443,15 @@ step "results: $OUT/results.md, loss curves $OUT/loss.svg"
 # Trainer's own held-out loss (packed 256-token rows of the validation shard): step 0 = PTQ
 # (and the teacher), last = QAD.
 trainer_eval() {  # NAME
-  local m
+  local m l
   case $1 in
     teacher) m=$OUT/runs/qad-w1.58/metrics.jsonl; awk '/"type":"eval"/ {print; exit}' "$m" >"$OUT/eval/.tmp"
-             awk -v l="$(json_num "$OUT/eval/.tmp" teacher_eval_loss)" 'BEGIN{printf "%.2f", exp(l)}' ;;
+             l=$(json_num "$OUT/eval/.tmp" teacher_eval_loss)
+             if [[ -n $l ]]; then fmt "$(awk -v l="$l" 'BEGIN { print exp(l) }')" 2; else echo n/a; fi ;;
     ptq-*) m=$OUT/runs/qad-${1#ptq-}/metrics.jsonl; awk '/"type":"eval"/ {print; exit}' "$m" >"$OUT/eval/.tmp"
-           printf '%.2f' "$(json_num "$OUT/eval/.tmp" eval_ppl)" ;;
+           fmt "$(json_num "$OUT/eval/.tmp" eval_ppl)" 2 ;;
     qad-*) m=$OUT/runs/$1/metrics.jsonl; grep '"type":"eval"' "$m" | tail -n 1 >"$OUT/eval/.tmp"
-           printf '%.2f' "$(json_num "$OUT/eval/.tmp" eval_ppl)" ;;
+           fmt "$(json_num "$OUT/eval/.tmp" eval_ppl)" 2 ;;
   esac
   rm -f "$OUT/eval/.tmp"
 }
@@ -471,7 +474,7 @@ label() {
   echo "| model | bits/weight (codes / with scales) | packed | GGUF | perplexity | trainer eval ppl | tokens/s llama.cpp | tokens/s edgerazor-generate |"
   echo "|---|---|---|---|---|---|---|---|"
   for name in "${ROWS[@]}"; do
-    ppl=$(printf '%.2f' "$(json_num "$OUT/eval/$name.json" perplexity)")
+    ppl=$(fmt "$(json_num "$OUT/eval/$name.json" perplexity)" 2)
     if [[ $name == teacher ]]; then
       bits="32 (fp32; GGUF F16)"
       packed="$(kib "$(stat -c %s "$TEACHER/model.safetensors")") (fp32 safetensors)"
@@ -485,8 +488,8 @@ label() {
     fi
     llama="n/a"
     [[ -s $OUT/samples/$name.llama.json ]] &&
-      llama=$(printf '%.0f' "$(json_num "$OUT/samples/$name.llama.json" tokens_per_s)")
-    gen=$(printf '%.0f' "$(gen_speed "$name")")
+      llama=$(fmt "$(json_num "$OUT/samples/$name.llama.json" tokens_per_s)" 0)
+    gen=$(fmt "$(gen_speed "$name")" 0)
     echo "| $(label "$name") | $bits | $packed | $gguf | $ppl | $(trainer_eval "$name") | $llama | $gen |"
   done
   echo
