@@ -12,13 +12,14 @@
 #
 # Re-running reuses every finished step (data, evaluations, QAD runs, exports); an interrupted
 # QAD run resumes from its last checkpoint. --fresh deletes the run folder first.
-# Takes about 5 minutes on 2 CPU cores (--quick: about a minute, for smoke tests).
+# Takes 2-3.5 minutes on 2 CPU cores (--quick: under a minute, for smoke tests). Training runs
+# with --threads 1 by default: on a busy 2-core machine two threads are many times slower.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=${EDGERAZOR_BIN_DIR:-$ROOT/build/bin}
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "demo: error: $*" >&2; exit 1; }
 
 QUICK=0 FRESH=0 SYNTHETIC=0 OUT="" STEPS="" THREADS=1
