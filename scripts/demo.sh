@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=${EDGERAZOR_BIN_DIR:-$ROOT/build/bin}
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "demo: error: $*" >&2; exit 1; }
 
 QUICK=0 FRESH=0 SYNTHETIC=0 OUT="" STEPS="" THREADS=1
