@@ -10,7 +10,7 @@ PACKAGES=(
   libtorch-dev libgloo-dev libopenblas0-pthread
   libyaml-cpp-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
   libsentencepiece-dev libpcre2-dev libicu-dev
-  libgtest-dev libgmock-dev
+  libgtest-dev libgmock-dev sentencepiece
 )
 
 missing=()
