@@ -219,4 +219,55 @@ TEST_F(LlamaCppTest, QwenBpeTokenizerMetadataTokenizesLikeOurs) {
   EXPECT_EQ(r.at("eos").get<int64_t>(), 151645);
 }
 
+
+// Issue #10 end to end: a tiny Qwen3-shaped model (vocab 151936) with the real Qwen3 tokenizer
+// goes through edgerazor-data -> a few edgerazor-train QAD steps -> GGUF export of the run ->
+// llama.cpp loads it, tokenizes like us, and decodes.
+TEST_F(LlamaCppTest, QwenTinyModelDataTrainExportRunsInLlamaCpp) {
+  const fs::path model = dir_ / "qwen3-tiny";
+  const std::string cfg = R"({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 64,
+    "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+    "head_dim": 32, "vocab_size": 151936, "max_position_embeddings": 512, "rms_norm_eps": 1e-06,
+    "rope_theta": 1000000, "hidden_act": "silu", "tie_word_embeddings": true, "bos_token_id": 151643,
+    "eos_token_id": 151645, "torch_dtype": "float32", "attention_bias": false})";
+  {
+    edgerazor::model::CausalLM m(edgerazor::model::parse_model_config(cfg));
+    edgerazor::io::SaveOptions so;
+    so.tokenizer_source_dir = kData + "/models/qwen3-tokenizer";
+    edgerazor::io::save_pretrained(*m, model.string(), so);
+  }
+  const fs::path shard = dir_ / "train.bin";
+  const Result data = run(kBin + "/edgerazor-data encode --tokenizer " + model.string() + " --in " + kData +
+                          "/text/tinystories-valid-sample.txt --out " + shard.string() + " --split blank-line");
+  ASSERT_EQ(data.code, 0) << data.err;
+  const fs::path config = dir_ / "qwen.yaml";
+  write_text(config, "run: {name: qwen, output_dir: " + (dir_ / "runs").string() + ", seed: 1}\n"
+                     "model: {teacher: " + model.string() + "}\n"
+                     "quantization:\n  preset: w4a8kv8\n  function: {w_block_size: 32, a_block_size: 32, kv_block_size: 32}\n"
+                     "distillation:\n  loss_task_alpha: 1.0\n  losses:\n    - {loss_function: eakld, alpha: 1.0, temperature: 1.0, confidence_k: 16}\n"
+                     "data:\n  sources: [{name: stories, paths: [" + shard.string() + "]}]\n  seq_len: 32\n"
+                     "train: {max_steps: 3, micro_batch_size: 2, lr: 1.0e-3, warmup_steps: 0, save_interval: 3,\n"
+                     "        eval_interval: 0, log_interval: 1, eval_at_start: false}\n");
+  const Result train = run(kBin + "/edgerazor-train " + config.string() + " --threads 1");
+  ASSERT_EQ(train.code, 0) << train.out << train.err;
+  ASSERT_TRUE(fs::exists(dir_ / "runs/qwen/checkpoints/step_3/DONE"));
+
+  ExportOptions o;
+  o.source.source = (dir_ / "runs/qwen").string();
+  o.format = "gguf";
+  o.out = (dir_ / "qwen3-w4.gguf").string();
+  export_model(o);
+  const auto g = GgufFile::open(o.out);
+  EXPECT_EQ(g->find("tokenizer.ggml.pre")->s, "qwen2");
+  EXPECT_EQ(g->find_tensor("blk.0.attn_q.weight")->type, GgmlType::kQ4_0);  // INT4 codes, blocks of 32
+
+  const std::string text = "Once upon a time, Lily saw 3 cats. 你好 🙂";
+  write_text(dir_ / "text.txt", text);
+  const json r = llama(o.out, "tokenize " + (dir_ / "text.txt").string());
+  const auto tok = edgerazor::text::BpeTokenizer::from_files(model.string() + "/tokenizer.json",
+                                                             model.string() + "/tokenizer_config.json");
+  EXPECT_EQ(r.at("tokens").get<std::vector<int32_t>>(), tok->encode(text));
+  EXPECT_EQ(llama_decode(o.out, {151643, 7, 8}, 4).size(), 4u);  // the trained model runs
+}
+
 }  // namespace
