@@ -36,8 +36,9 @@ TEST(QuantConfigYaml, ReadsThePapersReferenceConfig) {
   EXPECT_EQ(*c.overrides[1].name, "lm_head");
   // Same settings as the built-in paper preset.
   const QuantConfig p = preset("paper-qwen3-0.6b-w1.88");
-  EXPECT_EQ(to_yaml(QuantConfig{c.select, c.function, c.overrides, "", ""}).substr(0, 40),
-            to_yaml(QuantConfig{p.select, p.function, p.overrides, "", ""}).substr(0, 40));
+  QuantConfig unnamed_p = p;
+  unnamed_p.preset.clear();
+  EXPECT_EQ(to_yaml(c).substr(0, 40), to_yaml(unnamed_p).substr(0, 40));
   EXPECT_EQ(c.function.weight_function, p.function.weight_function);
   EXPECT_EQ(c.function.kv_cache_function, p.function.kv_cache_function);
 }
