@@ -177,19 +177,22 @@ TEST_F(LlamaCppTest, Tq2AndTq1DecodeLikeOurModel) {
   }
 }
 
-TEST_F(LlamaCppTest, QwenBpeTokenizerMetadataTokenizesLikeOurs) {
-  const fs::path dir = dir_ / "qwen3-tiny";
+// A Qwen3-shaped model with random weights and the real Qwen3 tokenizer (vocab 151936).
+fs::path save_tiny_qwen3(const fs::path& dir, int layers) {
   const std::string cfg = R"({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 64,
-    "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
-    "head_dim": 32, "vocab_size": 151936, "max_position_embeddings": 4096, "rms_norm_eps": 1e-06,
-    "rope_theta": 1000000, "hidden_act": "silu", "tie_word_embeddings": true, "bos_token_id": 151643,
-    "eos_token_id": 151645, "torch_dtype": "float32", "attention_bias": false})";
-  {
-    edgerazor::model::CausalLM m(edgerazor::model::parse_model_config(cfg));
-    edgerazor::io::SaveOptions so;
-    so.tokenizer_source_dir = kData + "/models/qwen3-tokenizer";
-    edgerazor::io::save_pretrained(*m, dir.string(), so);
-  }
+    "intermediate_size": 128, "num_hidden_layers": )" + std::to_string(layers) + R"(, "num_attention_heads": 2,
+    "num_key_value_heads": 1, "head_dim": 32, "vocab_size": 151936, "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-06, "rope_theta": 1000000, "hidden_act": "silu", "tie_word_embeddings": true,
+    "bos_token_id": 151643, "eos_token_id": 151645, "torch_dtype": "float32", "attention_bias": false})";
+  edgerazor::model::CausalLM m(edgerazor::model::parse_model_config(cfg));
+  edgerazor::io::SaveOptions so;
+  so.tokenizer_source_dir = kData + "/models/qwen3-tokenizer";
+  edgerazor::io::save_pretrained(*m, dir.string(), so);
+  return dir;
+}
+
+TEST_F(LlamaCppTest, QwenBpeTokenizerMetadataTokenizesLikeOurs) {
+  const fs::path dir = save_tiny_qwen3(dir_ / "qwen3-tiny", 1);
   ExportOptions o;
   o.source.source = dir.string();
   o.format = "gguf";
@@ -224,18 +227,7 @@ TEST_F(LlamaCppTest, QwenBpeTokenizerMetadataTokenizesLikeOurs) {
 // goes through edgerazor-data -> a few edgerazor-train QAD steps -> GGUF export of the run ->
 // llama.cpp loads it, tokenizes like us, and decodes.
 TEST_F(LlamaCppTest, QwenTinyModelDataTrainExportRunsInLlamaCpp) {
-  const fs::path model = dir_ / "qwen3-tiny";
-  const std::string cfg = R"({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 64,
-    "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
-    "head_dim": 32, "vocab_size": 151936, "max_position_embeddings": 512, "rms_norm_eps": 1e-06,
-    "rope_theta": 1000000, "hidden_act": "silu", "tie_word_embeddings": true, "bos_token_id": 151643,
-    "eos_token_id": 151645, "torch_dtype": "float32", "attention_bias": false})";
-  {
-    edgerazor::model::CausalLM m(edgerazor::model::parse_model_config(cfg));
-    edgerazor::io::SaveOptions so;
-    so.tokenizer_source_dir = kData + "/models/qwen3-tokenizer";
-    edgerazor::io::save_pretrained(*m, model.string(), so);
-  }
+  const fs::path model = save_tiny_qwen3(dir_ / "qwen3-tiny", 2);
   const fs::path shard = dir_ / "train.bin";
   const Result data = run(kBin + "/edgerazor-data encode --tokenizer " + model.string() + " --in " + kData +
                           "/text/tinystories-valid-sample.txt --out " + shard.string() + " --split blank-line");
