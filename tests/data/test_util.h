@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "fixtures/subprocess.h"
 #include "edgerazor/data/shard.h"
 
 namespace data_test {
@@ -68,25 +69,7 @@ inline edgerazor::data::ShardInfo write_shard(const std::string& path, const std
   return w.finish();
 }
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-// Runs a shell command, capturing stdout and stderr separately.
-inline Result run(const std::string& cmd) {
-  static int counter = 0;
-  const fs::path err_file = fs::temp_directory_path() / ("er_data_err_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-  Result r;
-  FILE* p = ::popen((cmd + " 2>" + err_file.string()).c_str(), "r");
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = read_file(err_file.string());
-  fs::remove(err_file);
-  return r;
-}
+using edgerazor_test::Result;
+using edgerazor_test::run;
 
 }  // namespace data_test

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <string>
 
+#include "fixtures/subprocess.h"
 #include "edgerazor/io/hf_model.h"
 #include "edgerazor/model/model_config.h"
 
@@ -24,27 +25,8 @@ inline const std::string kData = EDGERAZOR_SHARED_DATA_DIR;
 inline const std::string kStories = kData + "/models/stories260K-hf";
 inline const std::string kSource = EDGERAZOR_SOURCE_DIR;
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-inline Result run(const std::string& cmd) {
-  const fs::path err_file = fs::temp_directory_path() / ("er_export_err_" + std::to_string(::getpid()));
-  Result r;
-  FILE* p = ::popen((cmd + " 2>" + err_file.string()).c_str(), "r");
-  std::array<char, 65536> buf{};
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream e(err_file);
-  std::stringstream ss;
-  ss << e.rdbuf();
-  r.err = ss.str();
-  fs::remove(err_file);
-  return r;
-}
+using edgerazor_test::Result;
+using edgerazor_test::run;
 
 inline std::string read_text(const fs::path& p) {
   std::ifstream in(p);

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "fixtures/subprocess.h"
 #include "edgerazor/io/hf_model.h"
 #include "edgerazor/io/model_tokenizer.h"
 #include "edgerazor/io/token_file.h"
@@ -29,28 +30,8 @@ const std::string kData = EDGERAZOR_SHARED_DATA_DIR;
 const std::string kStories = kData + "/models/stories260K-hf";
 const std::string kValid = kData + "/text/tinystories-valid-sample.txt";
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-// Runs a command, capturing stdout and stderr separately.
-Result run(const std::string& cmd) {
-  const fs::path err_file = fs::temp_directory_path() / ("er_tools_err_" + std::to_string(::getpid()));
-  Result r;
-  FILE* p = ::popen((cmd + " 2>" + err_file.string()).c_str(), "r");
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream e(err_file);
-  std::stringstream ss;
-  ss << e.rdbuf();
-  r.err = ss.str();
-  fs::remove(err_file);
-  return r;
-}
+using edgerazor_test::Result;
+using edgerazor_test::run;
 
 class ToolsTest : public ::testing::Test {
  protected:
