@@ -25,15 +25,14 @@
 // FLOP model used, the median time of each phase, system time and page faults per step.
 //
 // Profiling knobs (environment; bench/README.md): EDGERAZOR_BENCH_TRACE=<file.json> (LibTorch
-// profiler trace of the last step), EDGERAZOR_BENCH_ALLOCATOR=default|glibc|caching,
-// EDGERAZOR_BENCH_FAST_LOSS=1 (experimental row-fused CE + EAKLD kernel, src/bench/),
-// EDGERAZOR_BENCH_CHECK_FAST=1 (that kernel vs the library on the step's tensors),
+// profiler trace of the last step), EDGERAZOR_CACHING_ALLOCATOR=0 / EDGERAZOR_MALLOC_TUNING=0
+// (allocator A/B, runtime/caching_allocator.h),
+// EDGERAZOR_ROW_FUSED_LOSS=0 (the library's general chunked CE + KL path instead of the row-fused
+// kernel),
 // EDGERAZOR_BENCH_CHECKPOINT=1 (gradient checkpointing of the student).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
-#include <c10/core/Allocator.h>
-#include <malloc.h>
 #include <sys/resource.h>
 #include <torch/version.h>
 #include <nlohmann/json.hpp>
@@ -50,9 +49,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <sstream>
-#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -67,8 +64,8 @@
 #include "edgerazor/quant/hooks.h"
 #include "edgerazor/quant/inject.h"
 #include "edgerazor/quant/weight_quantizer.h"
+#include "edgerazor/runtime/caching_allocator.h"
 #include "edgerazor/runtime/runtime.h"
-#include "../src/bench/fast_logit_loss.h"
 
 namespace {
 
@@ -126,101 +123,12 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// ---- allocator experiment (EDGERAZOR_BENCH_ALLOCATOR=default|glibc|caching) ---------------------
-//
-// LibTorch's CPU allocator is posix_memalign/free. glibc serves blocks above its mmap threshold
-// (dynamic, at most 32 MiB) with fresh mmaps and trims freed heap tops, so every step page-faults
-// (and the kernel zeroes) its large temporaries again. "glibc" keeps freed memory in the heap
-// (mmap threshold 32 MiB, no trimming); "caching" keeps freed blocks >= 1 MiB in per-size free
-// lists for reuse (sizes rounded up to 1/16 of their power of two).
-
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
-#define ER_BENCH_ALLOC_CONST
-#else
-#define ER_BENCH_ALLOC_CONST const
-#endif
-
-class CachingCpuAllocator final : public c10::Allocator {
- public:
-  static constexpr size_t kMinCached = size_t(1) << 20;
-
-  c10::DataPtr allocate(size_t n) ER_BENCH_ALLOC_CONST override {
-    void* p = nullptr;
-    if (n < kMinCached) {
-      p = plain_alloc(n);
-    } else {
-      const size_t size = round_up(n);
-      std::lock_guard<std::mutex> lock(mutex());
-      auto it = free_lists().find(size);
-      if (it != free_lists().end() && !it->second.empty()) {
-        p = it->second.back();
-        it->second.pop_back();
-      } else {
-        p = plain_alloc(size);
-      }
-      sizes()[p] = size;
-    }
-    return {p, p, &release, c10::Device(c10::DeviceType::CPU)};
-  }
-  c10::DeleterFnPtr raw_deleter() const override { return &release; }
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
-  void copy_data(void* dest, const void* src, std::size_t count) const override { std::memcpy(dest, src, count); }
-#endif
-
- private:
-  // Process-wide state (the deleter is a plain function pointer).
-  static std::mutex& mutex() {
-    static std::mutex m;
-    return m;
-  }
-  static std::unordered_map<void*, size_t>& sizes() {  // live cached blocks
-    static std::unordered_map<void*, size_t> m;
-    return m;
-  }
-  static std::unordered_map<size_t, std::vector<void*>>& free_lists() {
-    static std::unordered_map<size_t, std::vector<void*>> m;
-    return m;
-  }
-  static size_t round_up(size_t n) {
-    size_t p2 = 1;
-    while (p2 < n) p2 <<= 1;
-    const size_t step = std::max<size_t>(p2 / 16, 4096);
-    return (n + step - 1) / step * step;
-  }
-  static void* plain_alloc(size_t n) {
-    void* p = nullptr;
-    if (posix_memalign(&p, 64, std::max<size_t>(n, 64)) != 0) throw std::bad_alloc();
-    return p;
-  }
-  static void release(void* p) {
-    if (p == nullptr) return;
-    {
-      std::lock_guard<std::mutex> lock(mutex());
-      auto it = sizes().find(p);
-      if (it != sizes().end()) {
-        free_lists()[it->second].push_back(p);
-        sizes().erase(it);
-        return;
-      }
-    }
-    std::free(p);
-  }
-};
-
-// Returns the allocator mode in effect ("default" | "glibc" | "caching").
+// The allocator policy a trainer gets: glibc tuning at library load (EDGERAZOR_MALLOC_TUNING=0
+// turns it off) plus the caching CPU allocator (EDGERAZOR_CACHING_ALLOCATOR=0 turns it off).
 std::string configure_allocator() {
-  const char* env = std::getenv("EDGERAZOR_BENCH_ALLOCATOR");
-  const std::string mode = env && *env ? env : "default";
-  if (mode == "glibc") {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
-  } else if (mode == "caching") {
-    static CachingCpuAllocator allocator;
-    c10::SetAllocator(c10::DeviceType::CPU, &allocator, /*priority=*/1);
-  } else if (mode != "default") {
-    throw edgerazor::ConfigError("EDGERAZOR_BENCH_ALLOCATOR must be default, glibc or caching, got '" + mode + "'");
-  }
-  return mode;
+  const char* tuning = std::getenv("EDGERAZOR_MALLOC_TUNING");
+  const std::string glibc = tuning && std::string(tuning) == "0" ? "glibc default" : "glibc tuned";
+  return edgerazor::runtime::use_caching_cpu_allocator() ? "caching + " + glibc : glibc;
 }
 
 struct Usage {
@@ -309,32 +217,6 @@ edgerazor::distill::DistillObjectiveOptions objective_options() {
   return o;
 }
 
-// The same objective as DistillObjective(objective_options()) with the CE + EAKLD part computed by
-// the experimental row-fused kernel (src/bench/fast_logit_loss.h); LAFD is the library module.
-struct FastObjective {
-  edgerazor::distill::DistillObjectiveOptions options = objective_options();
-  edgerazor::distill::FeatureDistillLoss lafd{options.losses[1]};
-
-  at::Tensor operator()(const edgerazor::distill::ModelOutputs& s, const edgerazor::distill::ModelOutputs& t,
-                        const at::Tensor& labels) {
-    namespace d = edgerazor::distill;
-    const int64_t B = labels.size(0), T = labels.size(1);
-    const auto f32 = at::TensorOptions().dtype(at::kFloat);
-    d::FusedLogitRequest request;
-    request.chunk_size = options.chunk_size;
-    request.ce_targets = d::next_token_targets(labels, options.padding_id);
-    request.ce_weights = d::reduction_weights(request.ce_targets.ne(options.padding_id), B, T, d::Reduction::mean,
-                                              at::kFloat);
-    const auto& kd = options.losses[0];
-    request.terms.push_back(d::make_logit_term(kd, labels, B, T, f32));
-    const auto r = edgerazor::bench::fast_fused_logit_losses(s.logits_source(), t.logits_source(), request);
-    std::vector<std::pair<std::string, at::Tensor>> parts;
-    const at::Tensor eakld = d::finish_logit_term(kd, r.forward[0], r.reverse[0], r.gamma_stat[0], true, parts);
-    const at::Tensor feature = lafd(s.hidden_states, t.hidden_states, labels).total;
-    return r.ce * options.loss_task_alpha + eakld * kd.alpha + feature * options.losses[1].alpha;
-  }
-};
-
 // The phases a step's wall time is split into (ms, in order).
 const char* const kPhases[] = {"teacher_forward", "quantize_weights", "student_forward", "loss_forward",
                                "backward", "restore_weights", "clip_grad", "optimizer"};
@@ -343,7 +225,6 @@ constexpr int kNumPhases = 8;
 struct Bench {
   edgerazor::model::CausalLM teacher{nullptr}, student{nullptr};
   edgerazor::distill::DistillObjective objective{nullptr};
-  std::unique_ptr<FastObjective> fast_objective;  // EDGERAZOR_BENCH_FAST_LOSS=1
   std::unique_ptr<torch::optim::AdamW> optimizer;
   std::vector<at::Tensor> params;
   at::Tensor input_ids, labels;
@@ -377,8 +258,7 @@ struct Bench {
       s_out.lm_head_weight = student->lm_head->weight;  // holds Q(w) inside the scope
       phase_ms[2] = ms_since(t);
       t = Clock::now();
-      const at::Tensor loss = fast_objective ? (*fast_objective)(s_out, t_out, labels)
-                                             : objective(s_out, t_out, labels).total;
+      const at::Tensor loss = objective(s_out, t_out, labels).total;
       phase_ms[3] = ms_since(t);
       t = Clock::now();
       loss.backward();
@@ -397,45 +277,6 @@ struct Bench {
     return loss_value;
   }
 };
-
-// EDGERAZOR_BENCH_CHECK_FAST=1: library objective vs FastObjective on this step's real hidden
-// states (loss and the gradients of the student's final hidden state and lm_head weight).
-nlohmann::json check_fast_objective(Bench& b) {
-  namespace d = edgerazor::distill;
-  edgerazor::model::ForwardOptions fo;
-  fo.output_hidden_states = true;
-  fo.compute_logits = false;
-  at::NoGradGuard no_grad;
-  d::ModelOutputs t_out, s_base;
-  t_out.hidden_states = b.teacher->forward(b.input_ids, fo).hidden_states;
-  t_out.final_hidden = t_out.hidden_states.back();
-  t_out.lm_head_weight = b.teacher->lm_head->weight;
-  {
-    edgerazor::quant::QuantizedWeightsScope quantized(*b.student);
-    s_base.hidden_states = b.student->forward(b.input_ids, fo).hidden_states;
-    s_base.final_hidden = edgerazor::quant::quantize_input(*b.student->lm_head, s_base.hidden_states.back());
-    s_base.lm_head_weight = b.student->lm_head->weight.detach().clone();
-  }
-  auto run = [&](bool fast) {
-    at::AutoGradMode grad(true);
-    d::ModelOutputs s = s_base;
-    s.final_hidden = s_base.final_hidden.detach().clone().requires_grad_(true);
-    s.lm_head_weight = s_base.lm_head_weight.detach().clone().requires_grad_(true);
-    for (auto& h : s.hidden_states) h = h.detach();
-    FastObjective fast_objective;
-    const at::Tensor loss = fast ? fast_objective(s, t_out, b.labels) : b.objective(s, t_out, b.labels).total;
-    loss.backward();
-    return std::make_tuple(loss.item<double>(), s.final_hidden.grad().to(at::kFloat),
-                           s.lm_head_weight.grad().to(at::kFloat));
-  };
-  const auto [l0, gh0, gw0] = run(false);
-  const auto [l1, gh1, gw1] = run(true);
-  auto rel = [](const at::Tensor& a, const at::Tensor& r) {
-    return ((a - r).norm() / r.norm().clamp_min(1e-30)).item<double>();
-  };
-  return {{"loss_library", l0}, {"loss_fast", l1}, {"grad_hidden_rel_l2", rel(gh1, gh0)},
-          {"grad_weight_rel_l2", rel(gw1, gw0)}};
-}
 
 int run_step(const StepArgs& a) {
   if (a.threads > 0) edgerazor::runtime::set_threads(a.threads);
@@ -474,17 +315,12 @@ int run_step(const StepArgs& a) {
   targets.erase(std::remove(targets.begin(), targets.end(), "kv_cache"), targets.end());
   edgerazor::quant::inject(*b.student, quant);
   b.objective = edgerazor::distill::DistillObjective(objective_options());
-  const char* fast_env = std::getenv("EDGERAZOR_BENCH_FAST_LOSS");
-  const bool fast_loss = fast_env && std::string(fast_env) == "1";
-  if (fast_loss) b.fast_objective = std::make_unique<FastObjective>();
   b.params = b.student->parameters();
   b.optimizer = std::make_unique<torch::optim::AdamW>(
       b.params, torch::optim::AdamWOptions(2e-5).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.01));
   b.input_ids = at::randint(0, a.vocab, {a.batch, a.seq}, at::kLong);
   b.labels = b.input_ids.clone();  // the objective shifts them (logits at t predict t + 1)
 
-  const char* check_env = std::getenv("EDGERAZOR_BENCH_CHECK_FAST");
-  if (check_env && std::string(check_env) == "1") std::cout << nlohmann::json{{"check_fast", check_fast_objective(b)}}.dump() << std::endl;
   const int64_t tokens = a.batch * a.seq;
   const double flops = 4.0 * forward_flops(config, a.batch, a.seq);
   const char* trace = std::getenv("EDGERAZOR_BENCH_TRACE");
@@ -553,7 +389,9 @@ int run_step(const StepArgs& a) {
   j["loss"] = last_loss;
   j["allocator"] = allocator;
   j["gradient_checkpointing"] = checkpointing;
-  j["loss_kernel"] = fast_loss ? "fast (src/bench/fast_logit_loss)" : "library (distill::DistillObjective)";
+  const char* row_fused_env = std::getenv("EDGERAZOR_ROW_FUSED_LOSS");
+  j["loss_kernel"] = row_fused_env && std::string(row_fused_env) == "0" ? "chunked ATen (fused_logit_losses)"
+                                                                          : "row-fused (row_fused_losses)";
   j["sys_ms_per_step"] = median(sys_ms);
   j["minor_faults_per_step"] = median(faults);
   for (int p = 0; p < kNumPhases; ++p) j["phases_ms"][kPhases[p]] = median(phases[p]);

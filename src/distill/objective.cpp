@@ -5,12 +5,16 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <map>
 #include <string>
 
 #include "edgerazor/core/error.h"
 #include "edgerazor/distill/functional.h"
 #include "edgerazor/distill/logit_loss.h"
+#include "edgerazor/distill/row_fused_loss.h"
 
 namespace edgerazor::distill {
 namespace {
@@ -29,6 +33,26 @@ std::vector<at::Tensor> detached(const std::vector<at::Tensor>& v) {
   std::vector<at::Tensor> out;
   for (const auto& t : v) out.push_back(t.detach());
   return out;
+}
+
+bool row_fused_enabled(const DistillObjectiveOptions& options) {
+  static const bool env_off = [] {
+    const char* env = std::getenv("EDGERAZOR_ROW_FUSED_LOSS");
+    return env != nullptr && std::string(env) == "0";
+  }();
+  return options.row_fused && !env_off;
+}
+
+// The EAKLD / CAKLD gamma finish_logit_term computes, as a double (kl_forward: 0, kl_reverse: 1).
+double confidence_gamma_value(const DistillLossOptions& o, double stat, bool has_labels) {
+  switch (o.loss_function) {
+    case LossFunction::kld_forward: return 0.0;
+    case LossFunction::kld_reverse: return 1.0;
+    case LossFunction::mse: return 0.0;
+    case LossFunction::kld_confidence: break;
+  }
+  if (o.use_entropy) return std::clamp(1.0 - stat / std::log(static_cast<double>(o.confidence_k)), 0.0, 1.0);
+  return has_labels ? std::clamp(stat, 0.0, 1.0) : 0.5;
 }
 
 }  // namespace
@@ -97,6 +121,7 @@ LossOutput DistillObjectiveImpl::forward(const ModelOutputs& student, const Mode
   const size_t n_losses = options.losses.size();
   std::vector<LossOutput> per_loss(n_losses);
   at::Tensor ce = student.task_loss;
+  at::Tensor carried;  // gradient-only term of the row-fused path (value 0)
   const bool want_ce = options.loss_task_alpha != 0.0 && !ce.defined();
   TORCH_CHECK(!want_ce || labels.defined(),
               "distill: the task CE needs labels (or pass ModelOutputs::task_loss)");
@@ -132,12 +157,32 @@ LossOutput DistillObjectiveImpl::forward(const ModelOutputs& student, const Mode
       }
       for (const size_t i : logit_losses_)
         request.terms.push_back(make_logit_term(options.losses[i], labels, batch, tokens, fopts));
-      const auto r = fused_logit_losses(s_src, t_src, request);
-      if (have_ce) ce = r.ce;
-      for (size_t k = 0; k < logit_losses_.size(); ++k) {
-        const size_t i = logit_losses_[k];
-        per_loss[i].total = finish_logit_term(options.losses[i], r.forward[k], r.reverse[k],
-                                              r.gamma_stat[k], labels.defined(), per_loss[i].parts);
+      if (logit_losses_.size() == 1 && row_fused_enabled(options) &&
+          row_fused_supported(s_src, t_src, request)) {
+        // Gradient computed in forward: the returned values are detached and `carried` brings
+        // the gradient of loss_task_alpha * CE + alpha * loss into the total.
+        const auto& o = options.losses[logit_losses_[0]];
+        const double alpha_ce = options.loss_task_alpha;
+        const auto r = row_fused_losses(s_src, t_src, request, [&](double stat) {
+          RowFusedCoefficients c;
+          c.ce = alpha_ce;
+          const double gamma = confidence_gamma_value(o, stat, labels.defined());
+          c.forward = o.alpha * (o.loss_function == LossFunction::kld_reverse ? 0.0 : 1.0 - gamma);
+          c.reverse = o.alpha * (o.loss_function == LossFunction::kld_forward ? 0.0 : gamma);
+          return c;
+        });
+        if (have_ce) ce = r.ce;
+        per_loss[logit_losses_[0]].total = finish_logit_term(o, r.forward, r.reverse, r.stat, labels.defined(),
+                                                             per_loss[logit_losses_[0]].parts);
+        carried = r.total - r.total.detach();
+      } else {
+        const auto r = fused_logit_losses(s_src, t_src, request);
+        if (have_ce) ce = r.ce;
+        for (size_t k = 0; k < logit_losses_.size(); ++k) {
+          const size_t i = logit_losses_[k];
+          per_loss[i].total = finish_logit_term(options.losses[i], r.forward[k], r.reverse[k],
+                                                r.gamma_stat[k], labels.defined(), per_loss[i].parts);
+        }
       }
     }
   }
@@ -183,6 +228,7 @@ LossOutput DistillObjectiveImpl::forward(const ModelOutputs& student, const Mode
   out.parts.emplace_back("distill", distill.detach());
   out.total = ce.defined() && options.loss_task_alpha != 0.0 ? ce * options.loss_task_alpha + distill
                                                              : distill;
+  if (carried.defined()) out.total = out.total + carried;
   return out;
 }
 

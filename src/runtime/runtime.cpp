@@ -2,7 +2,9 @@
 
 #include <c10/util/Exception.h>
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <malloc.h>
+#include <spdlog/spdlog.h>
 #include <sched.h>
 
 #include <cstdlib>
@@ -48,6 +50,18 @@ void configure_allocator() {
   mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
 }
 
+void check_blas_threading() {
+  // OpenBLAS's pthread build runs its own thread pool beside LibTorch's OpenMP threads, which spin
+  // between parallel regions and take the cores from it: fp32 steps ran 2x slower (bench/README.md).
+  using GetParallel = int (*)();
+  const auto get_parallel = reinterpret_cast<GetParallel>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
+  if (get_parallel != nullptr && get_parallel() == 1 && at::get_num_threads() > 1)
+    spdlog::warn(
+        "the system BLAS is OpenBLAS built with pthreads; its threads compete with LibTorch's OpenMP "
+        "threads and fp32 matmuls run up to 2x slower. Install libopenblas0-openmp and select it "
+        "(scripts/setup.sh does), or set OMP_WAIT_POLICY=PASSIVE");
+}
+
 namespace {
 
 // c10::Error::what() carries a C++ backtrace; users get the message alone.
@@ -63,6 +77,7 @@ struct LibraryInit {
   LibraryInit() {
     configure_threads();
     configure_allocator();
+    check_blas_threading();
     cli::set_exception_formatter(&format_c10_error);
   }
 };

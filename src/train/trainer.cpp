@@ -20,6 +20,7 @@
 #include "edgerazor/io/hf_model.h"
 #include "edgerazor/model/transformer.h"
 #include "edgerazor/quant/inject.h"
+#include "edgerazor/runtime/caching_allocator.h"
 #include "edgerazor/train/checkpoint.h"
 #include "edgerazor/train/metrics.h"
 #include "edgerazor/train/step.h"
@@ -125,6 +126,8 @@ Trainer::Trainer(config::TrainConfig config, TrainerOptions options) : s_(std::m
   s_->options = std::move(options);
   s_->sync = s_->options.gradient_sync ? s_->options.gradient_sync : std::make_shared<GradientSync>();
   s_->run_dir = (fs::path(s_->cfg.run.output_dir) / s_->cfg.run.name).string();
+  // Steps repeat the same large temporaries: reuse them instead of page-faulting them in anew.
+  runtime::use_caching_cpu_allocator();
 }
 
 Trainer::~Trainer() = default;

@@ -1,5 +1,5 @@
-// edgerazor-bench step on tiny shapes (its JSON line has every promised field, sane values), its
-// flag errors, and the experimental row-fused CE + EAKLD kernel against the library's fused path.
+// edgerazor-bench step on tiny shapes (its JSON line has every promised field, sane values)
+// and its flag errors.
 // No timing assertions: speed is measured by the benchmarks themselves (bench/README.md).
 #include <ATen/ATen.h>
 #include <gmock/gmock.h>
@@ -12,9 +12,6 @@
 #include <sstream>
 #include <string>
 
-#include "../../src/bench/fast_logit_loss.h"
-#include "edgerazor/distill/functional.h"
-#include "edgerazor/distill/logit_loss.h"
 
 namespace {
 
@@ -77,58 +74,6 @@ TEST(BenchStep, BadFlagsExitTwo) {
   const Result heads = run(kBench + " step --dim 100 --heads 8 --steps 1");
   EXPECT_EQ(heads.code, 2) << heads.out;
   EXPECT_THAT(heads.out, ::testing::HasSubstr("--heads"));
-}
-
-// The row-fused kernel gives the library's fused CE + EAKLD values and gradients.
-void check_fast_kernel(at::ScalarType dtype, double tol) {
-  namespace d = edgerazor::distill;
-  at::manual_seed(3);
-  const int64_t B = 2, T = 37, C = 48, V = 1001;
-  const auto opts = at::TensorOptions().dtype(dtype);
-  const at::Tensor hs = at::randn({B, T, C}, opts), ws = (at::randn({V, C}) * 0.3).to(dtype);
-  const at::Tensor ht = at::randn({B, T, C}, opts), wt = (at::randn({V, C}) * 0.3).to(dtype);
-  at::Tensor labels = at::randint(0, V, {B, T}, at::kLong);
-  labels.narrow(1, 0, 5).fill_(-100);  // a prompt
-  auto kd = d::loss_preset("eakld");
-  kd.temperature = 1.0;
-  kd.confidence_k = 16;
-  d::FusedLogitRequest request;
-  request.chunk_size = 16;  // several chunks, the last one partial
-  request.ce_targets = d::next_token_targets(labels, -100);
-  request.ce_weights = d::reduction_weights(request.ce_targets.ne(-100), B, T, d::Reduction::mean, at::kFloat);
-  request.terms.push_back(d::make_logit_term(kd, labels, B, T, at::TensorOptions().dtype(at::kFloat)));
-
-  auto run_one = [&](bool fast) {
-    const at::Tensor h = hs.clone().requires_grad_(true), w = ws.clone().requires_grad_(true);
-    const auto s = d::LogitsSource::from_hidden(h, w), t = d::LogitsSource::from_hidden(ht, wt);
-    EXPECT_TRUE(edgerazor::bench::fast_logit_losses_supported(s, t, request));
-    const auto r = fast ? edgerazor::bench::fast_fused_logit_losses(s, t, request) : d::fused_logit_losses(s, t, request);
-    (r.ce * 0.1 + r.forward[0] * 1.3 + r.reverse[0] * 0.7).backward();
-    return std::vector<at::Tensor>{r.ce, r.forward[0], r.reverse[0], r.gamma_stat[0], h.grad().to(at::kFloat),
-                                   w.grad().to(at::kFloat)};
-  };
-  const auto ref = run_one(false), got = run_one(true);
-  const char* names[] = {"ce", "forward", "reverse", "entropy", "grad_hidden", "grad_weight"};
-  for (size_t i = 0; i < ref.size(); ++i) {
-    const double err = ((got[i] - ref[i]).norm() / ref[i].norm()).item<double>();
-    EXPECT_LT(err, tol) << names[i] << " " << got[i].norm().item<double>() << " vs " << ref[i].norm().item<double>();
-  }
-  EXPECT_GT(ref[3].item<double>(), 0.5);  // a non-trivial entropy statistic
-}
-
-TEST(BenchFastLogitLoss, MatchesLibraryFp32) { check_fast_kernel(at::kFloat, 2e-5); }
-TEST(BenchFastLogitLoss, MatchesLibraryBf16) { check_fast_kernel(at::kBFloat16, 2e-2); }
-
-TEST(BenchFastLogitLoss, RejectsWhatItDoesNotImplement) {
-  namespace d = edgerazor::distill;
-  const auto s = d::LogitsSource::from_hidden(at::randn({1, 4, 8}), at::randn({16, 8}));
-  d::FusedLogitRequest request;
-  d::FusedKLTerm term;
-  term.temperature = 2.0;
-  request.terms.push_back(term);
-  EXPECT_FALSE(edgerazor::bench::fast_logit_losses_supported(s, s, request));
-  EXPECT_FALSE(edgerazor::bench::fast_logit_losses_supported(d::LogitsSource::from_logits(at::randn({1, 4, 16})), s,
-                                                             d::FusedLogitRequest{}));
 }
 
 }  // namespace

@@ -79,6 +79,10 @@ struct DistillObjectiveOptions {
   std::vector<DistillLossOptions> losses;        // in config order
   int64_t chunk_size = 256;                      // [EXT] tokens per chunk for CE + logit losses
   int64_t padding_id = -100;                     // [EXT] label ignore value of the task CE
+  // [EXT] CPU: CE + one T = 1 KL term through the row-fused kernel with the gradient computed in
+  // forward (row_fused_loss.h) where it applies; false (or EDGERAZOR_ROW_FUSED_LOSS=0) keeps the
+  // general chunked path. Same values to float rounding.
+  bool row_fused = true;
 };
 
 // ---- names ------------------------------------------------------------------------------------

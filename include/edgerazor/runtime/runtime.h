@@ -23,4 +23,8 @@ void set_threads(int n);
 // Applied when the library loads unless EDGERAZOR_MALLOC_TUNING=0.
 void configure_allocator();
 
+// Warns (once, at load) when fp32 GEMMs go through OpenBLAS's pthread build while LibTorch runs
+// more than one OpenMP thread: the two pools fight over the cores.
+void check_blas_threading();
+
 }  // namespace edgerazor::runtime

@@ -1,0 +1,152 @@
+#include "edgerazor/runtime/caching_allocator.h"
+
+#include <c10/core/Allocator.h>
+#include <torch/version.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace edgerazor::runtime {
+namespace {
+
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+#define ER_ALLOCATE_CONST
+#else
+#define ER_ALLOCATE_CONST const
+#endif
+
+constexpr size_t kMinCached = size_t(1) << 20;
+constexpr size_t kAlignment = 64;  // c10's CPU alignment
+
+size_t size_class(size_t n) {
+  size_t p2 = 1;
+  while (p2 < n) p2 <<= 1;
+  const size_t step = std::max<size_t>(p2 / 16, 4096);
+  return (n + step - 1) / step * step;
+}
+
+size_t cache_limit_bytes() {
+  if (const char* env = std::getenv("EDGERAZOR_CPU_CACHE_MB")) {
+    const long long mb = std::atoll(env);
+    if (mb >= 0) return static_cast<size_t>(mb) << 20;
+  }
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0) return static_cast<size_t>(pages) * static_cast<size_t>(page) / 4;
+  return size_t(4) << 30;
+}
+
+void* system_alloc(size_t n) {
+  void* p = nullptr;
+  if (posix_memalign(&p, kAlignment, std::max<size_t>(n, kAlignment)) != 0) throw std::bad_alloc();
+  return p;
+}
+
+// Process-wide state: the deleter is a plain function pointer, so it cannot carry `this`.
+struct Cache {
+  std::mutex mutex;
+  std::unordered_map<void*, size_t> live;                  // cached-size blocks handed out
+  std::unordered_map<size_t, std::vector<void*>> free_lists;
+  size_t cached = 0;
+  size_t limit = cache_limit_bytes();
+};
+
+Cache& cache() {
+  static Cache* c = new Cache();  // never destroyed: tensors may be freed during static destruction
+  return *c;
+}
+
+void release(void* p) {
+  if (p == nullptr) return;
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    const auto it = c.live.find(p);
+    if (it != c.live.end()) {
+      const size_t size = it->second;
+      c.live.erase(it);
+      if (c.cached + size <= c.limit) {
+        c.free_lists[size].push_back(p);
+        c.cached += size;
+        return;
+      }
+    }
+  }
+  std::free(p);
+}
+
+class CachingCpuAllocator final : public c10::Allocator {
+ public:
+  c10::DataPtr allocate(size_t n) ER_ALLOCATE_CONST override {
+    if (n < kMinCached) {
+      void* p = system_alloc(n);
+      return {p, p, &std::free, c10::Device(c10::DeviceType::CPU)};
+    }
+    const size_t size = size_class(n);
+    Cache& c = cache();
+    void* p = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(c.mutex);
+      auto it = c.free_lists.find(size);
+      if (it != c.free_lists.end() && !it->second.empty()) {
+        p = it->second.back();
+        it->second.pop_back();
+        c.cached -= size;
+      }
+    }
+    if (p == nullptr) p = system_alloc(size);
+    {
+      std::lock_guard<std::mutex> lock(c.mutex);
+      c.live[p] = size;
+    }
+    return {p, p, &release, c10::Device(c10::DeviceType::CPU)};
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return &release; }
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+  void copy_data(void* dest, const void* src, std::size_t count) const override { std::memcpy(dest, src, count); }
+#endif
+};
+
+bool g_installed = false;
+
+}  // namespace
+
+bool use_caching_cpu_allocator() {
+  static const bool installed = [] {
+    const char* env = std::getenv("EDGERAZOR_CACHING_ALLOCATOR");
+    if (env != nullptr && std::string(env) == "0") return false;
+    static CachingCpuAllocator allocator;
+    c10::SetAllocator(c10::DeviceType::CPU, &allocator, /*priority=*/1);
+    g_installed = true;
+    return true;
+  }();
+  return installed;
+}
+
+size_t cached_cpu_bytes() {
+  if (!g_installed) return 0;
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return c.cached;
+}
+
+void release_cached_cpu_memory() {
+  if (!g_installed) return;
+  Cache& c = cache();
+  std::vector<void*> blocks;
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    for (auto& entry : c.free_lists) blocks.insert(blocks.end(), entry.second.begin(), entry.second.end());
+    c.free_lists.clear();
+    c.cached = 0;
+  }
+  for (void* p : blocks) std::free(p);
+}
+
+}  // namespace edgerazor::runtime
