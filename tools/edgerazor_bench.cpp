@@ -6,7 +6,7 @@
 //     DistillObjective: 0.1 CE + 2.0 EAKLD(T=1, k=16) + 0.1 LAFD(top-3 cosine), fused chunked
 //       CE+KL from the final hidden states and the lm_head weights (no (B, T, V) logits)
 //     backward }                       (STE: gradients land on the latent weights)
-//   clip_grad_norm(1.0), AdamW step (lr 2e-5, betas 0.9/0.95, wd 0.01), zero_grad
+//   clip_grad_norm(1.0), AdamW step (lr 2e-5, betas 0.9/0.95, wd 0.01), zero_grad(set_to_none)
 //
 //   edgerazor-bench step --vocab 32000 --dim 512 --layers 8 --heads 8 --kv-heads 8 --ffn 1536 \
 //                        --seq 256 --batch 4 --steps 6 --dtype auto|bf16|fp32 [--threads N]
@@ -66,6 +66,7 @@
 #include "edgerazor/quant/weight_quantizer.h"
 #include "edgerazor/runtime/caching_allocator.h"
 #include "edgerazor/runtime/runtime.h"
+#include "edgerazor/train/step.h"
 
 namespace {
 
@@ -230,7 +231,7 @@ struct Bench {
   at::Tensor input_ids, labels;
 
   // Runs one step; fills phase times (ms) and returns the loss.
-  double step(double* phase_ms) {
+  double step(double* phase_ms, double* phase_hwm) {
     namespace d = edgerazor::distill;
     edgerazor::model::ForwardOptions fo;
     fo.output_hidden_states = true;
@@ -245,11 +246,13 @@ struct Bench {
       t_out.lm_head_weight = teacher->lm_head->weight;
     }
     phase_ms[0] = ms_since(t);
+    phase_hwm[0] = status_mib("VmHWM:");
     double loss_value = 0.0;
     {
       t = Clock::now();
       edgerazor::quant::QuantizedWeightsScope quantized(*student);
       phase_ms[1] = ms_since(t);
+    phase_hwm[1] = status_mib("VmHWM:");
       t = Clock::now();
       auto out = student->forward(input_ids, fo);
       d::ModelOutputs s_out;
@@ -257,23 +260,29 @@ struct Bench {
       s_out.final_hidden = edgerazor::quant::quantize_input(*student->lm_head, s_out.hidden_states.back());  // A8
       s_out.lm_head_weight = student->lm_head->weight;  // holds Q(w) inside the scope
       phase_ms[2] = ms_since(t);
+    phase_hwm[2] = status_mib("VmHWM:");
       t = Clock::now();
       const at::Tensor loss = objective(s_out, t_out, labels).total;
       phase_ms[3] = ms_since(t);
+    phase_hwm[3] = status_mib("VmHWM:");
       t = Clock::now();
       loss.backward();
       loss_value = loss.item<double>();
       phase_ms[4] = ms_since(t);
+    phase_hwm[4] = status_mib("VmHWM:");
       t = Clock::now();
     }
     phase_ms[5] = ms_since(t);
+    phase_hwm[5] = status_mib("VmHWM:");
     t = Clock::now();
     torch::nn::utils::clip_grad_norm_(params, 1.0);
     phase_ms[6] = ms_since(t);
+    phase_hwm[6] = status_mib("VmHWM:");
     t = Clock::now();
     optimizer->step();
-    optimizer->zero_grad();
+    edgerazor::train::release_gradients(*optimizer);  // zero_grad(set_to_none), as the trainer
     phase_ms[7] = ms_since(t);
+    phase_hwm[7] = status_mib("VmHWM:");
     return loss_value;
   }
 };
@@ -327,15 +336,16 @@ int run_step(const StepArgs& a) {
   const double setup_rss = status_mib("VmRSS:");
   std::vector<double> step_ms, sys_ms, faults;
   std::vector<std::vector<double>> phases(kNumPhases);
-  double last_loss = 0.0;
+  double last_loss = 0.0, last_hwm[kNumPhases] = {};
   for (int i = 0; i < a.steps; ++i) {
-    double phase_ms[kNumPhases] = {};
+    double phase_ms[kNumPhases] = {}, phase_hwm[kNumPhases] = {};
     const bool traced = trace && *trace && i == a.steps - 1;
     std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
     if (traced) profile = std::make_unique<torch::autograd::profiler::RecordProfile>(trace);
     const Usage u0 = usage_now();
     const auto t0 = Clock::now();
-    last_loss = b.step(phase_ms);
+    last_loss = b.step(phase_ms, phase_hwm);
+    for (int p = 0; p < kNumPhases; ++p) last_hwm[p] = phase_hwm[p];
     const double ms = ms_since(t0);
     const Usage u1 = usage_now();
     profile.reset();
@@ -395,6 +405,8 @@ int run_step(const StepArgs& a) {
   j["sys_ms_per_step"] = median(sys_ms);
   j["minor_faults_per_step"] = median(faults);
   for (int p = 0; p < kNumPhases; ++p) j["phases_ms"][kPhases[p]] = median(phases[p]);
+  // Where the peak is reached: the process high-water mark after each phase of the last step.
+  for (int p = 0; p < kNumPhases; ++p) j["peak_rss_after_phase_mb"][kPhases[p]] = last_hwm[p];
   j["load_average"] = {{"start", load_start}, {"end", load_average()}};
   std::cout << j.dump() << std::endl;
   return 0;

@@ -192,6 +192,12 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
 }
 
+void release_gradients(torch::optim::Optimizer& optimizer) {
+  for (auto& group : optimizer.param_groups())
+    for (auto& p : group.params())
+      if (p.grad().defined()) p.mutable_grad() = at::Tensor();
+}
+
 double clip_gradients(model::CausalLMImpl& student, double max_norm) {
   std::vector<at::Tensor> grads_of;
   for (const auto& [name, p] : student.unique_named_parameters())

@@ -339,7 +339,7 @@ TrainSummary Trainer::train() {
                           "; stopped without saving. Last good checkpoint: " +
                           (s.last_checkpoint.empty() ? "none" : s.last_checkpoint));
     s.optimizer->step();  // after the quantized-weights scope: updates the latent weights
-    s.optimizer->zero_grad();
+    release_gradients(*s.optimizer);
     ++s.step;
 
     if (s.step % t.log_interval == 0 || s.step == s.total_steps) {
