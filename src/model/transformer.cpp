@@ -115,9 +115,10 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const LayerContext& ctx, 
                                   at::Tensor* past_v) {
   const int64_t B = x.size(0), T = x.size(1), D = config.head_dim;
   const int64_t H = config.num_attention_heads, Hkv = config.num_key_value_heads;
-  at::Tensor q = q_proj(quant::quantize_input(*q_proj, x)).view({B, T, H, D});
-  at::Tensor k = k_proj(quant::quantize_input(*k_proj, x)).view({B, T, Hkv, D});
-  at::Tensor v = v_proj(quant::quantize_input(*v_proj, x)).view({B, T, Hkv, D});
+  const auto inputs = quant::quantize_shared_input({q_proj.get(), k_proj.get(), v_proj.get()}, x);  // one A8
+  at::Tensor q = q_proj(inputs[0]).view({B, T, H, D});
+  at::Tensor k = k_proj(inputs[1]).view({B, T, Hkv, D});
+  at::Tensor v = v_proj(inputs[2]).view({B, T, Hkv, D});
   if (q_norm) {  // Qwen3: per-head RMSNorm before RoPE
     q = q_norm(q);
     k = k_norm(k);
@@ -152,8 +153,9 @@ void MLPImpl::reset() {
 }
 
 at::Tensor MLPImpl::forward(const at::Tensor& x) {
-  const at::Tensor gate = gate_proj(quant::quantize_input(*gate_proj, x));  // (B, T, F)
-  const at::Tensor up = up_proj(quant::quantize_input(*up_proj, x));        // (B, T, F)
+  const auto inputs = quant::quantize_shared_input({gate_proj.get(), up_proj.get()}, x);  // one A8
+  const at::Tensor gate = gate_proj(inputs[0]);  // (B, T, F)
+  const at::Tensor up = up_proj(inputs[1]);      // (B, T, F)
   const at::Tensor h = at::silu(gate) * up;
   return down_proj(quant::quantize_input(*down_proj, h));  // (B, T, C)
 }

@@ -162,6 +162,12 @@ at::Tensor mixed_block_mask(const std::string& strategy, const MaskContext& cont
   return mask;
 }
 
+bool operator==(const QuantSpec& a, const QuantSpec& b) {
+  return a.rule == b.rule && a.granularity == b.granularity && a.qmax == b.qmax && a.block_size == b.block_size &&
+         a.scale_factor == b.scale_factor && a.eps == b.eps && a.strategy == b.strategy &&
+         a.mixed_prop == b.mixed_prop && a.function == b.function;
+}
+
 // ---- quantize --------------------------------------------------------------------------------
 
 namespace {

@@ -9,6 +9,22 @@ at::Tensor quantize_input(const torch::nn::Module& layer, const at::Tensor& inpu
   return quantizer ? quantizer->quantize_input(input) : input;
 }
 
+std::vector<at::Tensor> quantize_shared_input(std::initializer_list<const torch::nn::Module*> layers,
+                                              const at::Tensor& input) {
+  std::vector<at::Tensor> out;
+  std::vector<const QuantSpec*> specs;  // of the tensors in `out`, null = unquantized
+  for (const torch::nn::Module* layer : layers) {
+    const WeightQuantizerImpl* quantizer = find_weight_quantizer(*layer);
+    const QuantSpec* spec = quantizer && quantizer->has_activation_quantizer() ? &quantizer->activation : nullptr;
+    at::Tensor shared;
+    for (size_t i = 0; i < out.size() && !shared.defined(); ++i)
+      if (spec == nullptr ? specs[i] == nullptr : specs[i] != nullptr && *specs[i] == *spec) shared = out[i];
+    out.push_back(shared.defined() ? shared : (spec ? quantizer->quantize_input(input) : input));
+    specs.push_back(spec);
+  }
+  return out;
+}
+
 at::Tensor quantize_kv(const torch::nn::Module& attention, const at::Tensor& key_or_value) {
   const StateQuantizerImpl* quantizer = find_kv_quantizer(attention);
   return quantizer ? quantizer->forward(key_or_value) : key_or_value;

@@ -191,6 +191,28 @@ TEST(Inject, ActivationAndKvHooksQuantizeOnTheGrid) {
   EXPECT_TRUE(at::equal(quantize_input(*plain, kv), kv));  // nothing attached: identity
 }
 
+TEST(Inject, SharedInputIsQuantizedOncePerSpec) {
+  TinyAttention attention(64);
+  config::QuantConfig cfg = config::preset("w1.58a8kv8_mobilellm");
+  cfg.overrides.push_back({});
+  cfg.overrides.back().name = ".*v_proj";
+  cfg.overrides.back().a_block_size = 32;  // a different A8 spec than q/k
+  inject(*attention, cfg);
+  const at::Tensor x = at::randn({2, 3, 64}).set_requires_grad(true);
+  const auto in = quantize_shared_input({attention->q_proj.get(), attention->k_proj.get(), attention->v_proj.get()}, x);
+  ASSERT_EQ(in.size(), 3u);
+  EXPECT_TRUE(in[0].is_same(in[1]));                            // q and k share one A8
+  EXPECT_FALSE(in[2].is_same(in[0]));                           // v has its own
+  EXPECT_TRUE(at::equal(in[0], quantize_input(*attention->q_proj, x)));
+  EXPECT_TRUE(at::equal(in[2], quantize_input(*attention->v_proj, x)));
+  torch::nn::Linear plain(64, 64);
+  const auto mixed = quantize_shared_input({plain.get(), attention->q_proj.get()}, x);
+  EXPECT_TRUE(mixed[0].is_same(x));                              // nothing attached: the input
+  EXPECT_TRUE(at::equal(mixed[1], in[0]));
+  (in[0].sum() + in[1].sum() + in[2].sum()).backward();
+  EXPECT_TRUE(at::equal(x.grad(), at::full_like(x, 3.0)));     // straight through, once per use
+}
+
 TEST(Inject, SelectionRules) {
   TinyLm model(64, 64, 128, 2);
   config::QuantConfig cfg = config::preset("w4a8");

@@ -31,6 +31,9 @@ struct QuantSpec {
   std::string function;       // the config name, for messages and export metadata
 };
 
+bool operator==(const QuantSpec& a, const QuantSpec& b);
+inline bool operator!=(const QuantSpec& a, const QuantSpec& b) { return !(a == b); }
+
 QuantSpec weight_spec(const config::QuantFunctionSettings& settings);
 QuantSpec activation_spec(const config::QuantFunctionSettings& settings);  // requires activation_function
 QuantSpec kv_spec(const config::QuantFunctionSettings& settings);          // requires kv_cache_function

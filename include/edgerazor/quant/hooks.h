@@ -11,6 +11,10 @@
 #pragma once
 
 #include <ATen/core/ATen_fwd.h>
+#include <ATen/core/Tensor.h>
+
+#include <initializer_list>
+#include <vector>
 
 namespace torch::nn {
 class Module;
@@ -20,6 +24,12 @@ namespace edgerazor::quant {
 
 at::Tensor quantize_input(const torch::nn::Module& layer, const at::Tensor& input);
 at::Tensor quantize_kv(const torch::nn::Module& attention, const at::Tensor& key_or_value);
+
+// quantize_input for several layers that read the same input (q/k/v, gate/up): layers whose
+// activation quantizers have the same spec share one quantized tensor (the values are identical;
+// this saves the repeated fake quantization and its saved copy). Returns one tensor per layer.
+std::vector<at::Tensor> quantize_shared_input(std::initializer_list<const torch::nn::Module*> layers,
+                                              const at::Tensor& input);
 
 // True when inject() enabled KV quantization on this module.
 bool has_kv_quantizer(const torch::nn::Module& attention);
