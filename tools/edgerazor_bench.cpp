@@ -66,6 +66,7 @@
 #include "edgerazor/quant/weight_quantizer.h"
 #include "edgerazor/runtime/caching_allocator.h"
 #include "edgerazor/runtime/runtime.h"
+#include "edgerazor/train/fused_adamw.h"
 #include "edgerazor/train/step.h"
 
 namespace {
@@ -325,7 +326,7 @@ int run_step(const StepArgs& a) {
   edgerazor::quant::inject(*b.student, quant);
   b.objective = edgerazor::distill::DistillObjective(objective_options());
   b.params = b.student->parameters();
-  b.optimizer = std::make_unique<torch::optim::AdamW>(
+  b.optimizer = std::make_unique<edgerazor::train::FusedAdamW>(  // the trainer's AdamW (make_adamw)
       b.params, torch::optim::AdamWOptions(2e-5).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.01));
   b.input_ids = at::randint(0, a.vocab, {a.batch, a.seq}, at::kLong);
   b.labels = b.input_ids.clone();  // the objective shifts them (logits at t predict t + 1)

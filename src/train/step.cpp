@@ -19,6 +19,7 @@
 #include "edgerazor/model/transformer.h"
 #include "edgerazor/quant/hooks.h"
 #include "edgerazor/quant/weight_quantizer.h"
+#include "edgerazor/train/fused_adamw.h"
 
 namespace edgerazor::train {
 
@@ -185,7 +186,7 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(model::CausalLMImpl& student, co
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(options(t.weight_decay)));
   if (!no_decay.empty()) groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(options(0.0)));
-  return std::make_unique<torch::optim::AdamW>(std::move(groups), options(t.weight_decay));
+  return std::make_unique<FusedAdamW>(std::move(groups), options(t.weight_decay));
 }
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {

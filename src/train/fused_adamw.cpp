@@ -1,0 +1,92 @@
+#include "edgerazor/train/fused_adamw.h"
+
+#include "adamw_kernel.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/string_utils.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+
+namespace edgerazor::train {
+namespace {
+
+bool fusable(const at::Tensor& p, const at::Tensor& g) {
+  const auto dt = p.scalar_type();
+  return p.device().is_cpu() && !g.is_sparse() && (dt == at::kFloat || dt == at::kBFloat16) &&
+         g.scalar_type() == dt && p.is_contiguous() && g.is_contiguous() && g.sizes() == p.sizes();
+}
+
+}  // namespace
+
+at::Tensor FusedAdamW::step(LossClosure closure) {
+  at::NoGradGuard no_grad;
+  at::Tensor loss;
+  if (closure != nullptr) {
+    at::AutoGradMode enable_grad(true);
+    loss = closure();
+  }
+  bool all_fusable = true;
+  for (auto& group : param_groups_) {
+    const auto& options = static_cast<const torch::optim::AdamWOptions&>(group.options());
+    for (auto& p : group.params())
+      if (p.grad().defined() && (options.amsgrad() || !fusable(p, p.grad()))) all_fusable = false;
+  }
+  if (!all_fusable) {
+    torch::optim::AdamW::step(nullptr);
+    return loss;
+  }
+
+  for (auto& group : param_groups_) {
+    const auto& options = static_cast<const torch::optim::AdamWOptions&>(group.options());
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      const at::Tensor& grad = p.grad();
+      const std::string key = c10::guts::to_string(p.unsafeGetTensorImpl());  // the base class's key
+      auto it = state_.find(key);
+      if (it == state_.end()) {
+        auto state = std::make_unique<torch::optim::AdamWParamState>();
+        state->step(0);
+        state->exp_avg(at::zeros_like(p, at::MemoryFormat::Preserve));
+        state->exp_avg_sq(at::zeros_like(p, at::MemoryFormat::Preserve));
+        it = state_.emplace(key, std::move(state)).first;
+      }
+      auto& state = static_cast<torch::optim::AdamWParamState&>(*it->second);
+      at::Tensor& exp_avg = state.exp_avg();
+      at::Tensor& exp_avg_sq = state.exp_avg_sq();
+      TORCH_CHECK(exp_avg.is_contiguous() && exp_avg_sq.is_contiguous() &&
+                      exp_avg.scalar_type() == p.scalar_type() && exp_avg_sq.scalar_type() == p.scalar_type(),
+                  "FusedAdamW: optimizer state does not match its parameter (dtype or layout)");
+      state.step(state.step() + 1);
+      const double beta1 = std::get<0>(options.betas()), beta2 = std::get<1>(options.betas());
+      const double bc1 = 1 - std::pow(beta1, state.step()), bc2 = 1 - std::pow(beta2, state.step());
+      const AdamWCoefficients c{static_cast<float>(1 - options.lr() * options.weight_decay()),
+                           static_cast<float>(beta1),
+                           static_cast<float>(1 - beta1),
+                           static_cast<float>(beta2),
+                           static_cast<float>(1 - beta2),
+                           static_cast<float>(std::sqrt(bc2)),
+                           static_cast<float>(options.eps()),
+                           static_cast<float>(-options.lr() / bc1)};
+      const int64_t n = p.numel();
+      if (p.scalar_type() == at::kFloat) {
+        float *pp = p.data_ptr<float>(), *m = exp_avg.data_ptr<float>(), *v = exp_avg_sq.data_ptr<float>();
+        const float* g = grad.data_ptr<float>();
+        at::parallel_for(0, n, 1 << 14, [&](int64_t b, int64_t e) { adamw_update_f32(pp + b, g + b, m + b, v + b, e - b, c); });
+      } else {
+        const auto u16 = [](const at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<c10::BFloat16>()); };
+        uint16_t *pp = u16(p), *m = u16(exp_avg), *v = u16(exp_avg_sq);
+        const uint16_t* g = u16(grad);
+        at::parallel_for(0, n, 1 << 14, [&](int64_t b, int64_t e) { adamw_update_bf16(pp + b, g + b, m + b, v + b, e - b, c); });
+      }
+    }
+  }
+  return loss;
+}
+
+}  // namespace edgerazor::train
