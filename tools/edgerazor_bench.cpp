@@ -133,6 +133,13 @@ std::string configure_allocator() {
   return edgerazor::runtime::use_caching_cpu_allocator() ? "caching + " + glibc : glibc;
 }
 
+// Peak of live tensor memory since the last call (MiB), then restarts the peak.
+double live_peak_mib() {
+  const double peak = edgerazor::runtime::cpu_memory_stats().peak_live_bytes / (1024.0 * 1024.0);
+  edgerazor::runtime::reset_peak_live_bytes();
+  return peak;
+}
+
 struct Usage {
   double sys_ms = 0, user_ms = 0;
   long minor_faults = 0;
@@ -232,7 +239,7 @@ struct Bench {
   at::Tensor input_ids, labels;
 
   // Runs one step; fills phase times (ms) and returns the loss.
-  double step(double* phase_ms, double* phase_hwm) {
+  double step(double* phase_ms, double* phase_live) {
     namespace d = edgerazor::distill;
     edgerazor::model::ForwardOptions fo;
     fo.output_hidden_states = true;
@@ -247,13 +254,15 @@ struct Bench {
       t_out.lm_head_weight = teacher->lm_head->weight;
     }
     phase_ms[0] = ms_since(t);
-    phase_hwm[0] = status_mib("VmHWM:");
+    phase_live[0] = live_peak_mib();
     double loss_value = 0.0;
     {
       t = Clock::now();
-      edgerazor::quant::QuantizedWeightsScope quantized(*student);
+      edgerazor::quant::QuantizedWeightsScopeOptions scope_options;
+      scope_options.defer_embedding_rows = true;  // as the trainer (train/step.cpp)
+      edgerazor::quant::QuantizedWeightsScope quantized(*student, scope_options);
       phase_ms[1] = ms_since(t);
-    phase_hwm[1] = status_mib("VmHWM:");
+    phase_live[1] = live_peak_mib();
       t = Clock::now();
       auto out = student->forward(input_ids, fo);
       d::ModelOutputs s_out;
@@ -261,29 +270,29 @@ struct Bench {
       s_out.final_hidden = edgerazor::quant::quantize_input(*student->lm_head, s_out.hidden_states.back());  // A8
       s_out.lm_head_weight = student->lm_head->weight;  // holds Q(w) inside the scope
       phase_ms[2] = ms_since(t);
-    phase_hwm[2] = status_mib("VmHWM:");
+    phase_live[2] = live_peak_mib();
       t = Clock::now();
       const at::Tensor loss = objective(s_out, t_out, labels).total;
       phase_ms[3] = ms_since(t);
-    phase_hwm[3] = status_mib("VmHWM:");
+    phase_live[3] = live_peak_mib();
       t = Clock::now();
       loss.backward();
       loss_value = loss.item<double>();
       phase_ms[4] = ms_since(t);
-    phase_hwm[4] = status_mib("VmHWM:");
+    phase_live[4] = live_peak_mib();
       t = Clock::now();
     }
     phase_ms[5] = ms_since(t);
-    phase_hwm[5] = status_mib("VmHWM:");
+    phase_live[5] = live_peak_mib();
     t = Clock::now();
     torch::nn::utils::clip_grad_norm_(params, 1.0);
     phase_ms[6] = ms_since(t);
-    phase_hwm[6] = status_mib("VmHWM:");
+    phase_live[6] = live_peak_mib();
     t = Clock::now();
     optimizer->step();
     edgerazor::train::release_gradients(*optimizer);  // zero_grad(set_to_none), as the trainer
     phase_ms[7] = ms_since(t);
-    phase_hwm[7] = status_mib("VmHWM:");
+    phase_live[7] = live_peak_mib();
     return loss_value;
   }
 };
@@ -337,16 +346,16 @@ int run_step(const StepArgs& a) {
   const double setup_rss = status_mib("VmRSS:");
   std::vector<double> step_ms, sys_ms, faults;
   std::vector<std::vector<double>> phases(kNumPhases);
-  double last_loss = 0.0, last_hwm[kNumPhases] = {};
+  double last_loss = 0.0, last_live[kNumPhases] = {};
   for (int i = 0; i < a.steps; ++i) {
-    double phase_ms[kNumPhases] = {}, phase_hwm[kNumPhases] = {};
+    double phase_ms[kNumPhases] = {}, phase_live[kNumPhases] = {};
     const bool traced = trace && *trace && i == a.steps - 1;
     std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
     if (traced) profile = std::make_unique<torch::autograd::profiler::RecordProfile>(trace);
     const Usage u0 = usage_now();
     const auto t0 = Clock::now();
-    last_loss = b.step(phase_ms, phase_hwm);
-    for (int p = 0; p < kNumPhases; ++p) last_hwm[p] = phase_hwm[p];
+    last_loss = b.step(phase_ms, phase_live);
+    for (int p = 0; p < kNumPhases; ++p) last_live[p] = phase_live[p];
     const double ms = ms_since(t0);
     const Usage u1 = usage_now();
     profile.reset();
@@ -406,8 +415,10 @@ int run_step(const StepArgs& a) {
   j["sys_ms_per_step"] = median(sys_ms);
   j["minor_faults_per_step"] = median(faults);
   for (int p = 0; p < kNumPhases; ++p) j["phases_ms"][kPhases[p]] = median(phases[p]);
-  // Where the peak is reached: the process high-water mark after each phase of the last step.
-  for (int p = 0; p < kNumPhases; ++p) j["peak_rss_after_phase_mb"][kPhases[p]] = last_hwm[p];
+  // Where the peak is reached: the high-water mark of live tensor memory within each phase of the
+  // last step (caching allocator; the cache and non-tensor memory come on top).
+  for (int p = 0; p < kNumPhases; ++p) j["peak_live_tensors_mb"][kPhases[p]] = last_live[p];
+  j["cached_free_blocks_mb"] = edgerazor::runtime::cpu_memory_stats().cached_bytes / (1024.0 * 1024.0);
   j["load_average"] = {{"start", load_start}, {"end", load_average()}};
   std::cout << j.dump() << std::endl;
   return 0;

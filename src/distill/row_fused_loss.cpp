@@ -10,9 +10,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <ATen/autocast_mode.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
-#include <torch/version.h>
 #include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
 #include <torch/autograd.h>
@@ -24,6 +22,7 @@
 #include <vector>
 
 #include "edgerazor/distill/functional.h"
+#include "edgerazor/runtime/autocast.h"
 
 namespace edgerazor::distill {
 namespace {
@@ -175,7 +174,8 @@ struct RowValues {
 };
 
 // Values of one row, and dz = c_ce (ps - onehot) + c_f (ps sum(a) - a) + c_r ps (h - sum(ps h))
-// written in T (skipped when dz is null).
+// written in T (skipped when dz is null). dz may be zs itself: the last pass reads each 16-lane
+// group of zs before it writes the same group of dz.
 template <typename T>
 ER_INLINE RowValues row_fused_impl(const T* zs, const T* zt, int64_t V, int64_t target, float c_ce, float c_f,
                                    float c_r, T* dz, float* es, float* et) {
@@ -320,12 +320,12 @@ class RowFusedFunction : public torch::autograd::Function<RowFusedFunction> {
     const bool exact = weight.scalar_type() == at::kFloat;
     at::Tensor grad_weight = want_weight ? at::zeros(weight.sizes(), weight.options().dtype(at::kFloat)) : at::Tensor();
     at::Tensor product = want_weight && !exact ? at::empty(weight.sizes(), weight.options()) : at::Tensor();
-    at::Tensor dz = want_hidden || want_weight ? at::empty({std::min(p.chunk, p.rows), V}, hidden.options())
-                                               : at::Tensor();
     for (int64_t r0 = 0; r0 < p.rows; r0 += p.chunk) {
       const int64_t n = std::min(p.chunk, p.rows - r0);
       const at::Tensor zs = chunk_logits(hidden, weight, r0, n), zt = chunk_logits(p.teacher_hidden, p.teacher_weight, r0, n);
-      at::Tensor dz_rows = dz.defined() ? dz.narrow(0, 0, n) : at::Tensor();
+      // The kernel reads each element of a row's logits before it writes its gradient there: dz
+      // takes the student logits' place (one (n, V) buffer less).
+      at::Tensor dz_rows = want_hidden || want_weight ? zs : at::Tensor();
       fused_chunk(p, zs, zt, r0, c, dz_rows, sums);
       if (want_hidden) {
         at::Tensor grad_rows = grad_hidden.narrow(0, r0, n);
@@ -341,7 +341,6 @@ class RowFusedFunction : public torch::autograd::Function<RowFusedFunction> {
         }
       }
     }
-    dz = at::Tensor();
     product = at::Tensor();
     if (want_weight && !exact) grad_weight = grad_weight.to(weight.scalar_type());
     ctx->saved_data["grad_hidden"] = grad_hidden;
@@ -370,16 +369,7 @@ class RowFusedFunction : public torch::autograd::Function<RowFusedFunction> {
   }
 };
 
-// The dtype CPU autocast runs matmuls in, or undefined when autocast is off.
-c10::optional<at::ScalarType> cpu_autocast_dtype() {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  if (!at::autocast::is_autocast_enabled(at::kCPU)) return c10::nullopt;
-  return at::autocast::get_autocast_dtype(at::kCPU);
-#else
-  if (!at::autocast::is_cpu_enabled()) return c10::nullopt;
-  return at::autocast::get_autocast_cpu_dtype();
-#endif
-}
+using runtime::cpu_autocast_dtype;
 
 bool float_or_bf16(const at::Tensor& t) {
   return t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16;

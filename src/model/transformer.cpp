@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "edgerazor/model/activation_checkpoint.h"
+#include "edgerazor/model/attention_core.h"
 #include "edgerazor/quant/hooks.h"
 #include "edgerazor/quant/module_types.h"
 
@@ -72,11 +73,10 @@ at::Tensor attend(const at::Tensor& q /*(B,H,T,D)*/, const at::Tensor& k /*(B,H,
   return at::scaled_dot_product_attention(q, k, v, mask, 0.0, ctx.is_causal);
 #else
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * scale;  // (B, H, T, S)
-  if (ctx.mask.defined()) scores = scores + ctx.mask;
-  else if (ctx.is_causal) scores = scores + causal_mask(q.size(2), k.size(2), scores.options());
-  const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-  return at::matmul(probs, v);
+  at::Tensor mask = ctx.mask;
+  if (!mask.defined() && ctx.is_causal) mask = causal_mask(q.size(2), k.size(2), q.options());
+  const bool training = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  return attention_core(q, k, v, mask, scale, /*recompute_in_backward=*/training);
 #endif
 }
 
@@ -238,7 +238,7 @@ at::Tensor TransformerImpl::forward(const at::Tensor& input_ids, const ForwardOp
   TORCH_CHECK(!o.attention_mask.defined() || o.attention_mask.size(1) == past + T,
               "attention_mask must cover past + new tokens: ", past + T, " columns, got ", o.attention_mask.size(1));
 
-  at::Tensor x = embed_tokens(input_ids);  // (B, T, C)
+  at::Tensor x = quant::embedding_lookup(*embed_tokens, input_ids);  // (B, T, C)
   const LayerContext ctx = build_context(config, B, T, past, o, x.options());
   if (hidden) hidden->push_back(x);
   const bool recompute = gradient_checkpointing && is_training() && at::GradMode::is_enabled() && !cache;

@@ -168,6 +168,17 @@ bool operator==(const QuantSpec& a, const QuantSpec& b) {
          a.mixed_prop == b.mixed_prop && a.function == b.function;
 }
 
+bool groups_follow_rows(const QuantSpec& spec, int64_t row_length) {
+  if (spec.rule == QuantRule::kMixedTernaryInt4 || spec.rule == QuantRule::kMixedInt4Int8) return false;
+  switch (spec.granularity) {
+    case Granularity::kChannel:
+    case Granularity::kToken: return true;
+    case Granularity::kTensor: return false;
+    case Granularity::kBlock: return spec.block_size > 0 && row_length % spec.block_size == 0;
+  }
+  return false;
+}
+
 // ---- quantize --------------------------------------------------------------------------------
 
 namespace {

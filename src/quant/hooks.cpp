@@ -1,5 +1,8 @@
 #include "edgerazor/quant/hooks.h"
 
+#include <torch/nn/modules/embedding.h>
+
+#include "edgerazor/quant/ste.h"
 #include "edgerazor/quant/weight_quantizer.h"
 
 namespace edgerazor::quant {
@@ -23,6 +26,13 @@ std::vector<at::Tensor> quantize_shared_input(std::initializer_list<const torch:
     specs.push_back(spec);
   }
   return out;
+}
+
+at::Tensor embedding_lookup(torch::nn::EmbeddingImpl& embedding, const at::Tensor& ids) {
+  const at::Tensor rows = embedding.forward(ids);  // (..., C)
+  const WeightQuantizerImpl* quantizer = find_weight_quantizer(embedding);
+  if (quantizer == nullptr || !quantizer->rows_deferred()) return rows;
+  return fake_quantize_ste(rows, quantizer->weight);  // groups lie inside rows: Q(table)[ids]
 }
 
 at::Tensor quantize_kv(const torch::nn::Module& attention, const at::Tensor& key_or_value) {

@@ -4,6 +4,9 @@
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <ostream>
+#include <torch/nn/modules/embedding.h>
+
+#include <unordered_map>
 #include <unordered_set>
 
 #include "edgerazor/core/error.h"
@@ -101,12 +104,31 @@ void for_each_quantized_weight(torch::nn::Module& model, Fn fn) {
 
 }  // namespace
 
-QuantizedWeightsScope::QuantizedWeightsScope(torch::nn::Module& model) {
+namespace {
+
+// How many modules register each parameter tensor directly (2+ = tied).
+std::unordered_map<const void*, int> parameter_owners(torch::nn::Module& model) {
+  std::unordered_map<const void*, int> owners;
+  for (const auto& module : model.modules(/*include_self=*/true))
+    for (const auto& p : module->named_parameters(/*recurse=*/false)) ++owners[p.value().unsafeGetTensorImpl()];
+  return owners;
+}
+
+}  // namespace
+
+QuantizedWeightsScope::QuantizedWeightsScope(torch::nn::Module& model, QuantizedWeightsScopeOptions options) {
   torch::NoGradGuard no_grad;
+  const auto owners = options.defer_embedding_rows ? parameter_owners(model) : std::unordered_map<const void*, int>();
   try {
     for_each_quantized_weight(model, [&](torch::nn::Module& module, at::Tensor& param,
                                          const WeightQuantizerImpl& quantizer) {
       if (!module.is_training() && quantizer.options.settings().is_w_quantized) return;
+      if (options.defer_embedding_rows && module.as<torch::nn::EmbeddingImpl>() != nullptr && param.dim() == 2 &&
+          owners.at(param.unsafeGetTensorImpl()) == 1 && groups_follow_rows(quantizer.weight, param.size(1))) {
+        quantizer.set_rows_deferred(true);
+        deferred_.push_back(&quantizer);
+        return;
+      }
       at::Tensor latent = param.variable_data();  // same storage, own version counter
       at::Tensor quantized = quantizer.fake_quantize(latent);
       param.set_data(quantized);
@@ -114,12 +136,14 @@ QuantizedWeightsScope::QuantizedWeightsScope(torch::nn::Module& model) {
     });
   } catch (...) {
     for (auto& [param, latent] : saved_) param.set_data(latent);
+    for (const auto* quantizer : deferred_) quantizer->set_rows_deferred(false);
     throw;
   }
 }
 
 QuantizedWeightsScope::~QuantizedWeightsScope() {
   for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) it->first.set_data(it->second);
+  for (const auto* quantizer : deferred_) quantizer->set_rows_deferred(false);
 }
 
 void apply_quantized_weights(torch::nn::Module& model) {

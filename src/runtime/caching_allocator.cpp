@@ -4,7 +4,10 @@
 #include <torch/version.h>
 #include <unistd.h>
 
+#include <malloc.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -57,6 +60,22 @@ struct Cache {
   size_t limit = cache_limit_bytes();
 };
 
+// Bytes handed to tensors and not yet freed (cached blocks excluded), and their high-water mark.
+std::atomic<size_t> g_live{0}, g_peak{0};
+
+void add_live(size_t n) {
+  const size_t now = g_live.fetch_add(n) + n;
+  size_t peak = g_peak.load();
+  while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
+  }
+}
+
+void release_small(void* p) {
+  if (p == nullptr) return;
+  g_live.fetch_sub(malloc_usable_size(p));
+  std::free(p);
+}
+
 Cache& cache() {
   static Cache* c = new Cache();  // never destroyed: tensors may be freed during static destruction
   return *c;
@@ -71,6 +90,7 @@ void release(void* p) {
     if (it != c.live.end()) {
       const size_t size = it->second;
       c.live.erase(it);
+      g_live.fetch_sub(size);
       if (c.cached + size <= c.limit) {
         c.free_lists[size].push_back(p);
         c.cached += size;
@@ -86,7 +106,8 @@ class CachingCpuAllocator final : public c10::Allocator {
   c10::DataPtr allocate(size_t n) ER_ALLOCATE_CONST override {
     if (n < kMinCached) {
       void* p = system_alloc(n);
-      return {p, p, &std::free, c10::Device(c10::DeviceType::CPU)};
+      add_live(malloc_usable_size(p));
+      return {p, p, &release_small, c10::Device(c10::DeviceType::CPU)};
     }
     const size_t size = size_class(n);
     Cache& c = cache();
@@ -105,6 +126,7 @@ class CachingCpuAllocator final : public c10::Allocator {
       std::lock_guard<std::mutex> lock(c.mutex);
       c.live[p] = size;
     }
+    add_live(size);
     return {p, p, &release, c10::Device(c10::DeviceType::CPU)};
   }
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
@@ -135,6 +157,17 @@ size_t cached_cpu_bytes() {
   std::lock_guard<std::mutex> lock(c.mutex);
   return c.cached;
 }
+
+CpuMemoryStats cpu_memory_stats() {
+  CpuMemoryStats s;
+  if (!g_installed) return s;
+  s.live_bytes = g_live.load();
+  s.peak_live_bytes = g_peak.load();
+  s.cached_bytes = cached_cpu_bytes();
+  return s;
+}
+
+void reset_peak_live_bytes() { g_peak.store(g_live.load()); }
 
 void release_cached_cpu_memory() {
   if (!g_installed) return;

@@ -153,7 +153,9 @@ distill::LossOutput compute_loss(const StepModels& models, const StepBatch& batc
 
 distill::LossOutput forward_backward(const StepModels& models, const StepBatch& batch, double loss_scale,
                                      Precision precision) {
-  quant::QuantizedWeightsScope quantized(*models.student);  // forward AND backward see Q(w)
+  quant::QuantizedWeightsScopeOptions scope_options;
+  scope_options.defer_embedding_rows = true;  // the model zoo looks tokens up through quant::embedding_lookup
+  quant::QuantizedWeightsScope quantized(*models.student, scope_options);  // forward AND backward see Q(w)
   distill::LossOutput out;
   {
     AutocastScope autocast(precision, batch.input_ids.is_cuda());

@@ -85,4 +85,53 @@ TEST(QuantIntegration, CheckpointingKeepsA8AndKv8InRecomputation) {
   }
 }
 
+// Deferred embedding rows: an untied, row-blocked embedding table stays latent in the scope and
+// the lookup quantizes the gathered rows; values and gradients equal the swapped table's.
+TEST(QuantIntegration, DeferredEmbeddingRowsEqualTheQuantizedTable) {
+  at::manual_seed(13);
+  ModelConfig config = quantizable_config();
+  config.tie_word_embeddings = false;
+  CausalLM model(config);
+  edgerazor::quant::inject(*model, edgerazor::config::preset("w1.58a8kv8_mobilellm"));
+  const auto* table_quantizer = edgerazor::quant::find_weight_quantizer(*model->model->embed_tokens);
+  ASSERT_NE(table_quantizer, nullptr);
+  const at::Tensor ids = at::randint(0, 128, {2, 12}, at::kLong);
+  model->train();
+  auto run = [&](bool defer) {
+    model->zero_grad();
+    edgerazor::quant::QuantizedWeightsScopeOptions options;
+    options.defer_embedding_rows = defer;
+    size_t swapped = 0;
+    at::Tensor logits;
+    {
+      edgerazor::quant::QuantizedWeightsScope scope(*model, options);
+      swapped = scope.swapped();
+      EXPECT_EQ(table_quantizer->rows_deferred(), defer);
+      logits = model->forward(ids).logits;
+      at::cross_entropy_loss(logits.reshape({-1, 128}), ids.reshape({-1})).backward();
+    }
+    EXPECT_FALSE(table_quantizer->rows_deferred());  // reset when the scope ends
+    std::vector<at::Tensor> g{logits.detach()};
+    for (const auto& p : model->parameters()) g.push_back(p.grad().defined() ? p.grad().clone() : at::Tensor());
+    return std::make_pair(swapped, g);
+  };
+  const auto [swapped_plain, plain] = run(false);
+  const auto [swapped_deferred, deferred] = run(true);
+  EXPECT_EQ(swapped_deferred + 1, swapped_plain);  // the table was not swapped
+  ASSERT_EQ(plain.size(), deferred.size());
+  for (size_t i = 0; i < plain.size(); ++i) {
+    ASSERT_EQ(plain[i].defined(), deferred[i].defined()) << i;
+    if (plain[i].defined()) EXPECT_TRUE(at::equal(plain[i], deferred[i])) << i;
+  }
+}
+
+TEST(QuantIntegration, TiedEmbeddingIsNeverDeferred) {
+  CausalLM model(quantizable_config());  // tie_word_embeddings: the lm_head needs the whole table
+  edgerazor::quant::inject(*model, edgerazor::config::preset("w1.58a8kv8_mobilellm"));
+  edgerazor::quant::QuantizedWeightsScopeOptions options;
+  options.defer_embedding_rows = true;
+  edgerazor::quant::QuantizedWeightsScope scope(*model, options);
+  EXPECT_FALSE(edgerazor::quant::find_weight_quantizer(*model->model->embed_tokens)->rows_deferred());
+}
+
 }  // namespace

@@ -53,6 +53,11 @@ struct QuantizedTensor {
   at::Tensor dequantize() const;
 };
 
+// True when every scale group of a (rows, row_length) matrix lies inside one row, so that
+// Q(matrix)[i] == Q(matrix[i]): per-channel/per-token scales, or blocks that divide the row, for
+// the non-mixed rules (mixed-precision masks depend on a block's global position).
+bool groups_follow_rows(const QuantSpec& spec, int64_t row_length);
+
 QuantizedTensor quantize(const at::Tensor& input, const QuantSpec& spec);
 // codes * scales in the original shape, computed without keeping int8 codes.
 at::Tensor fake_quantize(const at::Tensor& input, const QuantSpec& spec);

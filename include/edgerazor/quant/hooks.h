@@ -18,6 +18,7 @@
 
 namespace torch::nn {
 class Module;
+class EmbeddingImpl;
 }
 
 namespace edgerazor::quant {
@@ -30,6 +31,10 @@ at::Tensor quantize_kv(const torch::nn::Module& attention, const at::Tensor& key
 // this saves the repeated fake quantization and its saved copy). Returns one tensor per layer.
 std::vector<at::Tensor> quantize_shared_input(std::initializer_list<const torch::nn::Module*> layers,
                                               const at::Tensor& input);
+
+// embedding(ids), and when a QuantizedWeightsScope deferred this table's quantization
+// (defer_embedding_rows), Q of the gathered rows, straight-through: the values of Q(table)[ids].
+at::Tensor embedding_lookup(torch::nn::EmbeddingImpl& embedding, const at::Tensor& ids);
 
 // True when inject() enabled KV quantization on this module.
 bool has_kv_quantizer(const torch::nn::Module& attention);

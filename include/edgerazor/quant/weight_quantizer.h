@@ -54,12 +54,18 @@ class WeightQuantizerImpl : public torch::nn::Cloneable<WeightQuantizerImpl> {
   at::Tensor quantize_input(const at::Tensor& input) const;
   bool has_activation_quantizer() const { return has_activation_; }
 
+  // True while a QuantizedWeightsScope with defer_embedding_rows leaves this (Embedding) table
+  // latent: lookups through quant::embedding_lookup quantize the gathered rows instead.
+  bool rows_deferred() const { return rows_deferred_; }
+  void set_rows_deferred(bool deferred) const { rows_deferred_ = deferred; }
+
   WeightQuantizerOptions options;
   QuantSpec weight;
   QuantSpec activation;
 
  private:
   bool has_activation_ = false;
+  mutable bool rows_deferred_ = false;
 };
 TORCH_MODULE(WeightQuantizer);
 
@@ -81,11 +87,20 @@ class StateQuantizerImpl : public torch::nn::Cloneable<StateQuantizerImpl> {
 };
 TORCH_MODULE(StateQuantizer);
 
+struct QuantizedWeightsScopeOptions {
+  // Untied Embedding tables whose scale groups lie inside rows (groups_follow_rows) stay latent;
+  // the model must look them up through quant::embedding_lookup (the model zoo does), which
+  // quantizes only the gathered rows: the same values as rows of Q(table), without a quantized
+  // copy of the whole V x C table (-62.5 MiB fp32 at V 32000, C 512). Off by default, because a
+  // model that calls its Embedding directly would see latent rows.
+  bool defer_embedding_rows = false;
+};
+
 // RAII: swaps every quantized parameter's data for Q(latent) and restores the latent data when it
 // ends. Gradients accumulate into the original parameters (their .grad), i.e. the identity STE.
 class QuantizedWeightsScope {
  public:
-  explicit QuantizedWeightsScope(torch::nn::Module& model);
+  explicit QuantizedWeightsScope(torch::nn::Module& model, QuantizedWeightsScopeOptions options = {});
   ~QuantizedWeightsScope();
   QuantizedWeightsScope(const QuantizedWeightsScope&) = delete;
   QuantizedWeightsScope& operator=(const QuantizedWeightsScope&) = delete;
@@ -95,6 +110,7 @@ class QuantizedWeightsScope {
 
  private:
   std::vector<std::pair<at::Tensor, at::Tensor>> saved_;  // (parameter, its latent data)
+  std::vector<const WeightQuantizerImpl*> deferred_;       // embedding tables left latent
 };
 
 // Writes Q(w) into the weights for good (e.g. before an HF fake-quant export) and marks the

@@ -23,6 +23,15 @@ bool use_caching_cpu_allocator();
 // Bytes held in the free lists right now (0 when not installed).
 size_t cached_cpu_bytes();
 
+// Tensor memory through the allocator since it was installed (zeros when it is not): bytes held by
+// live tensors, their high-water mark, and bytes kept in the free lists. Peak RSS is at least
+// peak_live_bytes + the cache + everything outside LibTorch's allocator.
+struct CpuMemoryStats {
+  size_t live_bytes = 0, peak_live_bytes = 0, cached_bytes = 0;
+};
+CpuMemoryStats cpu_memory_stats();
+void reset_peak_live_bytes();  // peak := live
+
 // Gives every cached block back to the system (e.g. before a memory-hungry export).
 void release_cached_cpu_memory();
 
