@@ -15,46 +15,22 @@
 #include <vector>
 
 #include "fixtures/subprocess.h"
+#include "fixtures/temp_dir.h"
 #include "edgerazor/data/shard.h"
 
 namespace data_test {
 namespace fs = std::filesystem;
 
-inline const std::string kBin = EDGERAZOR_BIN_DIR;
-inline const std::string kData = EDGERAZOR_SHARED_DATA_DIR;
-inline const std::string kStories = kData + "/models/stories260K-hf";
+using edgerazor_test::kBin;
+using edgerazor_test::kData;
+using edgerazor_test::kStories;
 inline const std::string kQwen = kData + "/models/qwen3-tokenizer";
 inline const std::string kTrainText = kData + "/text/tinystories-train-sample.txt";
 inline const std::string kValidText = kData + "/text/tinystories-valid-sample.txt";
 
-class TempDirTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("er_data_" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  void expect_no_tmp() const {
-    for (const auto& e : fs::recursive_directory_iterator(dir_))
-      EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << e.path();
-  }
-  fs::path dir_;
-};
-
-inline std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-inline void write_file(const std::string& path, const std::string& content) {
-  std::ofstream(path, std::ios::binary) << content;
-}
+using edgerazor_test::read_file;
+using edgerazor_test::TempDirTest;
+using edgerazor_test::write_file;
 
 // Writes a shard with the given documents (labels empty = all labelled).
 inline edgerazor::data::ShardInfo write_shard(const std::string& path, const std::vector<std::vector<int32_t>>& docs,

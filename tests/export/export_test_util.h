@@ -14,47 +14,24 @@
 #include <string>
 
 #include "fixtures/subprocess.h"
+#include "fixtures/temp_dir.h"
 #include "edgerazor/io/hf_model.h"
 #include "edgerazor/model/model_config.h"
 
 namespace export_test {
 namespace fs = std::filesystem;
 
-inline const std::string kBin = EDGERAZOR_BIN_DIR;
-inline const std::string kData = EDGERAZOR_SHARED_DATA_DIR;
-inline const std::string kStories = kData + "/models/stories260K-hf";
+using edgerazor_test::kBin;
+using edgerazor_test::kData;
+using edgerazor_test::kStories;
 inline const std::string kSource = EDGERAZOR_SOURCE_DIR;
 
 using edgerazor_test::Result;
 using edgerazor_test::run;
+using edgerazor_test::TempDirTest;
 
-inline std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-inline void write_text(const fs::path& p, const std::string& s) {
-  std::ofstream out(p, std::ios::trunc);
-  out << s;
-}
-
-class TempDirTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("er_export_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  void expect_no_tmp() {
-    for (const auto& item : fs::recursive_directory_iterator(dir_))
-      EXPECT_NE(item.path().extension(), ".tmp") << item.path();
-  }
-  fs::path dir_;
-};
+inline std::string read_text(const fs::path& p) { return edgerazor_test::read_file(p); }
+inline void write_text(const fs::path& p, const std::string& s) { edgerazor_test::write_file(p, s); }
 
 // Ternary weights (block 64; down_proj rows of 172 take block 4) for stories260K: every row
 // length of that model is 64 or 172, so no preset's 256-blocks fit.

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "fixtures/subprocess.h"
+#include "fixtures/temp_dir.h"
 #include "edgerazor/io/hf_model.h"
 #include "edgerazor/io/model_tokenizer.h"
 #include "edgerazor/io/token_file.h"
@@ -25,29 +26,15 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-const std::string kBin = EDGERAZOR_BIN_DIR;
-const std::string kData = EDGERAZOR_SHARED_DATA_DIR;
-const std::string kStories = kData + "/models/stories260K-hf";
+using edgerazor_test::kBin;
+using edgerazor_test::kData;
+using edgerazor_test::kStories;
 const std::string kValid = kData + "/text/tinystories-valid-sample.txt";
 
 using edgerazor_test::Result;
 using edgerazor_test::run;
 
-class ToolsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("er_tools_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  void expect_no_tmp() {
-    for (const auto& item : fs::recursive_directory_iterator(dir_))
-      EXPECT_NE(item.path().extension(), ".tmp") << item.path();
-  }
-  fs::path dir_;
-};
+class ToolsTest : public edgerazor_test::TempDirTest {};
 
 TEST_F(ToolsTest, GenerateReproducesGreedyReference) {
   std::ifstream in(kStories + "/greedy_reference.json");
