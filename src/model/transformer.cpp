@@ -10,6 +10,7 @@
 
 #include "edgerazor/model/activation_checkpoint.h"
 #include "edgerazor/model/attention_core.h"
+#include "edgerazor/model/swiglu.h"
 #include "edgerazor/quant/hooks.h"
 #include "edgerazor/quant/module_types.h"
 
@@ -156,7 +157,8 @@ at::Tensor MLPImpl::forward(const at::Tensor& x) {
   const auto inputs = quant::quantize_shared_input({gate_proj.get(), up_proj.get()}, x);  // one A8
   const at::Tensor gate = gate_proj(inputs[0]);  // (B, T, F)
   const at::Tensor up = up_proj(inputs[1]);      // (B, T, F)
-  const at::Tensor h = at::silu(gate) * up;
+  const bool training = at::GradMode::is_enabled() && (gate.requires_grad() || up.requires_grad());
+  const at::Tensor h = swiglu(gate, up, /*recompute_in_backward=*/training);  // silu(gate) * up
   return down_proj(quant::quantize_input(*down_proj, h));  // (B, T, C)
 }
 
