@@ -179,7 +179,8 @@ const char* const kFlopModel =
     "4 * F_fwd (student forward + backward = 3 F_fwd, teacher forward = F_fwd); "
     "F_fwd = 2*B*T*(L*(C*H*D + 2*C*Hkv*D + H*D*C + 3*C*F) + V*C) + 4*B*L*H*T*T*D (attention scores and "
     "values over the full T x T square); embedding lookups, norms, quantizers, losses and the optimizer "
-    "count 0; the chunked loss's recomputed logits (2 more B*T*V*C GEMMs) are not counted";
+    "count 0; so does the loss's extra GEMM work (row-fused path: 1 more B*T*V*C GEMM, the EAKLD "
+    "teacher-entropy pre-pass; general chunked path: 2 more, the logits recomputed in backward)";
 
 double forward_flops(const edgerazor::model::ModelConfig& c, int64_t B, int64_t T) {
   const double C = c.hidden_size, H = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim;
