@@ -42,10 +42,11 @@ multiarch="$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)"
 for lib in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
   alternative="$lib-$multiarch"
   wanted="/usr/lib/$multiarch/openblas-openmp/$lib"
-  current="$(update-alternatives --query "$alternative" 2>/dev/null | sed -n 's/^Value: //p')"
+  current="$(update-alternatives --query "$alternative" 2>/dev/null | sed -n 's/^Value: //p' || true)"
   if [[ -e "$wanted" && "$current" != "$wanted" ]]; then
-    echo "setup: selecting OpenBLAS (OpenMP) for $lib"
-    $SUDO update-alternatives --set "$alternative" "$wanted" >/dev/null
+    echo "setup: selecting OpenBLAS (OpenMP) for $lib, system-wide (update-alternatives --set $alternative)"
+    $SUDO update-alternatives --set "$alternative" "$wanted" >/dev/null ||
+      echo "setup: warning: could not select it (no root?); fp32 matmuls may run up to 2x slower" >&2
   fi
 done
 

@@ -27,8 +27,8 @@
 namespace edgerazor::distill {
 namespace {
 
-// The helpers pass 64-byte vectors by value; they are always inlined, so no ABI is involved.
-#pragma GCC diagnostic ignored "-Wpsabi"
+// The helpers pass 64-byte vectors by value; always inlined, so no ABI is involved (-Wno-psabi
+// for this file in CMakeLists.txt).
 #define ER_INLINE inline __attribute__((always_inline))
 
 // ---- 16-lane vectors (GCC vector extensions; each target clone lowers them to its ISA) -----------
@@ -256,7 +256,7 @@ uint16_t* bf16_ptr(at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_pt
 double entropy_statistic(const Plan& p) {
   double stat = 0.0;
   const float* wg = p.gamma_weights.data_ptr<float>();
-  std::vector<float> h(p.chunk);
+  std::vector<float> h(std::min(p.chunk, p.rows));
   for (int64_t r0 = 0; r0 < p.rows; r0 += p.chunk) {
     const int64_t n = std::min(p.chunk, p.rows - r0), V = p.vocab;
     const at::Tensor zt = chunk_logits(p.teacher_hidden, p.teacher_weight, r0, n);
@@ -359,7 +359,6 @@ class RowFusedFunction : public torch::autograd::Function<RowFusedFunction> {
                                                  torch::autograd::variable_list grads) {
     at::Tensor grad_hidden = ctx->saved_data["grad_hidden"].toTensor();
     at::Tensor grad_weight = ctx->saved_data["grad_weight"].toTensor();
-    ctx->saved_data.clear();  // a second backward would need retain_graph semantics we do not offer
     const double g = grads[0].defined() ? grads[0].item<double>() : 0.0;
     if (g != 1.0) {
       if (grad_hidden.defined()) grad_hidden = grad_hidden * g;
@@ -432,7 +431,7 @@ RowFusedResult row_fused_losses(const LogitsSource& student, const LogitsSource&
   // Under autocast the inputs are cast here (differentiably: the gradients go back to the
   // inputs' dtype), and autocast is off inside the kernel.
   const at::ScalarType compute = compute_dtype(student);
-  p.teacher_hidden = teacher.hidden.detach().reshape({p.rows, C}).to(compute).contiguous();
+  p.teacher_hidden = teacher.hidden.detach().reshape({p.rows, teacher.hidden.size(2)}).to(compute).contiguous();
   p.teacher_weight = teacher.weight.detach().to(compute).contiguous();
   const bool grad_mode = c10::GradMode::is_enabled();
   p.want_hidden = grad_mode && student.hidden.requires_grad();

@@ -77,7 +77,8 @@ at::Tensor attend(const at::Tensor& q /*(B,H,T,D)*/, const at::Tensor& k /*(B,H,
   at::Tensor mask = ctx.mask;
   if (!mask.defined() && ctx.is_causal) mask = causal_mask(q.size(2), k.size(2), q.options());
   const bool training = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
-  return attention_core(q, k, v, mask, scale, /*recompute_in_backward=*/training);
+  // The recomputing function handles CPU autocast only; GPUs use the fused kernel of libtorch 2.
+  return attention_core(q, k, v, mask, scale, /*recompute_in_backward=*/training && q.device().is_cpu());
 #endif
 }
 

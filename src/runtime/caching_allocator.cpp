@@ -45,8 +45,13 @@ size_t cache_limit_bytes() {
   return size_t(4) << 30;
 }
 
+void release_cached_blocks();
+
+// posix_memalign; when it fails, gives the cached blocks back to the system and tries once more.
 void* system_alloc(size_t n) {
   void* p = nullptr;
+  if (posix_memalign(&p, kAlignment, std::max<size_t>(n, kAlignment)) == 0) return p;
+  release_cached_blocks();
   if (posix_memalign(&p, kAlignment, std::max<size_t>(n, kAlignment)) != 0) throw std::bad_alloc();
   return p;
 }
@@ -87,7 +92,9 @@ void release(void* p) {
   {
     std::lock_guard<std::mutex> lock(c.mutex);
     const auto it = c.live.find(p);
-    if (it != c.live.end()) {
+    if (it == c.live.end()) {
+      g_live.fetch_sub(malloc_usable_size(p));  // a small block freed through raw_deallocate()
+    } else {
       const size_t size = it->second;
       c.live.erase(it);
       g_live.fetch_sub(size);
@@ -143,8 +150,9 @@ bool use_caching_cpu_allocator() {
   static const bool installed = [] {
     const char* env = std::getenv("EDGERAZOR_CACHING_ALLOCATOR");
     if (env != nullptr && std::string(env) == "0") return false;
-    static CachingCpuAllocator allocator;
-    c10::SetAllocator(c10::DeviceType::CPU, &allocator, /*priority=*/1);
+    // Never destroyed: LibTorch keeps using the registered allocator until the process ends.
+    static auto* allocator = new CachingCpuAllocator();
+    c10::SetAllocator(c10::DeviceType::CPU, allocator, /*priority=*/1);
     g_installed = true;
     return true;
   }();
@@ -170,7 +178,12 @@ CpuMemoryStats cpu_memory_stats() {
 void reset_peak_live_bytes() { g_peak.store(g_live.load()); }
 
 void release_cached_cpu_memory() {
-  if (!g_installed) return;
+  if (g_installed) release_cached_blocks();
+}
+
+namespace {
+
+void release_cached_blocks() {
   Cache& c = cache();
   std::vector<void*> blocks;
   {
@@ -181,5 +194,7 @@ void release_cached_cpu_memory() {
   }
   for (void* p : blocks) std::free(p);
 }
+
+}  // namespace
 
 }  // namespace edgerazor::runtime

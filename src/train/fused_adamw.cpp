@@ -6,6 +6,7 @@
 #include <ATen/Parallel.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/string_utils.h>
+#include <torch/version.h>
 
 #include <cmath>
 #include <cstdint>
@@ -22,9 +23,19 @@ bool fusable(const at::Tensor& p, const at::Tensor& g) {
          g.scalar_type() == dt && p.is_contiguous() && g.is_contiguous() && g.sizes() == p.sizes();
 }
 
+// The key torch::optim::Optimizer files a parameter's state under (libtorch 1.13: the TensorImpl
+// address as a string). Newer libtorch changed the key type; there the base class's step runs.
+#if TORCH_VERSION_MAJOR < 2
+#define ER_FUSED_ADAMW 1
+std::string state_key(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+#endif
+
 }  // namespace
 
 at::Tensor FusedAdamW::step(LossClosure closure) {
+#ifndef ER_FUSED_ADAMW
+  return torch::optim::AdamW::step(std::move(closure));
+#else
   at::NoGradGuard no_grad;
   at::Tensor loss;
   if (closure != nullptr) {
@@ -34,8 +45,18 @@ at::Tensor FusedAdamW::step(LossClosure closure) {
   bool all_fusable = true;
   for (auto& group : param_groups_) {
     const auto& options = static_cast<const torch::optim::AdamWOptions&>(group.options());
-    for (auto& p : group.params())
-      if (p.grad().defined() && (options.amsgrad() || !fusable(p, p.grad()))) all_fusable = false;
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      if (options.amsgrad() || !fusable(p, p.grad())) all_fusable = false;
+      // State made elsewhere (e.g. loaded for fp32 moments of a now-bf16 parameter): base step.
+      const auto it = state_.find(state_key(p));
+      if (it != state_.end()) {
+        const auto& st = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+        for (const at::Tensor* m : {&st.exp_avg(), &st.exp_avg_sq()})
+          if (!m->defined() || !m->is_contiguous() || m->scalar_type() != p.scalar_type() || m->sizes() != p.sizes())
+            all_fusable = false;
+      }
+    }
   }
   if (!all_fusable) {
     torch::optim::AdamW::step(nullptr);
@@ -47,7 +68,7 @@ at::Tensor FusedAdamW::step(LossClosure closure) {
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
       const at::Tensor& grad = p.grad();
-      const std::string key = c10::guts::to_string(p.unsafeGetTensorImpl());  // the base class's key
+      const std::string key = state_key(p);
       auto it = state_.find(key);
       if (it == state_.end()) {
         auto state = std::make_unique<torch::optim::AdamWParamState>();
@@ -59,9 +80,6 @@ at::Tensor FusedAdamW::step(LossClosure closure) {
       auto& state = static_cast<torch::optim::AdamWParamState&>(*it->second);
       at::Tensor& exp_avg = state.exp_avg();
       at::Tensor& exp_avg_sq = state.exp_avg_sq();
-      TORCH_CHECK(exp_avg.is_contiguous() && exp_avg_sq.is_contiguous() &&
-                      exp_avg.scalar_type() == p.scalar_type() && exp_avg_sq.scalar_type() == p.scalar_type(),
-                  "FusedAdamW: optimizer state does not match its parameter (dtype or layout)");
       state.step(state.step() + 1);
       const double beta1 = std::get<0>(options.betas()), beta2 = std::get<1>(options.betas());
       const double bc1 = 1 - std::pow(beta1, state.step()), bc2 = 1 - std::pow(beta2, state.step());
@@ -87,6 +105,7 @@ at::Tensor FusedAdamW::step(LossClosure closure) {
     }
   }
   return loss;
+#endif
 }
 
 }  // namespace edgerazor::train

@@ -195,6 +195,29 @@ TEST(RowFused, FollowsCpuAutocast) {
   for (size_t i = 0; i < ref.size(); ++i) EXPECT_LT(rel(got[i], ref[i]), 3e-2) << i;
 }
 
+// A teacher with a wider hidden state than the student (its own lm_head width).
+TEST(RowFused, TeacherWiderThanStudent) {
+  const Inputs in(at::kFloat);
+  const at::Tensor ht = at::randn({in.B, in.T, 80}), wt = at::randn({in.V, 80}) * 0.3;
+  const auto request = request_for(in, eakld(), true);
+  const d::RowFusedCoefficients c{0.1, 1.3, 0.7};
+  auto run = [&](bool row_fused) {
+    const at::Tensor h = in.hs.clone().requires_grad_(true);
+    const auto s = d::LogitsSource::from_hidden(h, in.ws), t = d::LogitsSource::from_hidden(ht, wt);
+    at::Tensor total;
+    if (row_fused) {
+      total = d::row_fused_losses(s, t, request, [&](double) { return c; }).total;
+    } else {
+      const auto r = d::fused_logit_losses(s, t, request);
+      total = r.ce * c.ce + r.forward[0] * c.forward + r.reverse[0] * c.reverse;
+    }
+    total.backward();
+    return std::vector<at::Tensor>{total.detach(), h.grad()};
+  };
+  const auto ref = run(false), got = run(true);
+  for (size_t i = 0; i < ref.size(); ++i) EXPECT_LT(rel(got[i], ref[i]), 2e-5) << i;
+}
+
 TEST(RowFused, NoGradientWorkUnderNoGrad) {
   const Inputs in(at::kFloat);
   const auto request = request_for(in, eakld(), true);

@@ -7,7 +7,8 @@
 //
 //   edgerazor::runtime::use_caching_cpu_allocator();   // once; the Trainer and the bench call it
 //
-// Sizes are rounded up to a multiple of 1/16 of their power of two (at most 6 % slack). The cache
+// Sizes are rounded up to a multiple of 1/16 of their power of two (at most 12.5 % slack). When
+// the system refuses an allocation, the cache is given back and the allocation retried once. The cache
 // holds at most EDGERAZOR_CPU_CACHE_MB MiB (default: a quarter of physical memory); blocks freed
 // beyond that go back to the system. EDGERAZOR_CACHING_ALLOCATOR=0 turns the whole thing off.
 #pragma once
