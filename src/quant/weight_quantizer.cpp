@@ -123,6 +123,7 @@ QuantizedWeightsScope::QuantizedWeightsScope(torch::nn::Module& model, Quantized
     for_each_quantized_weight(model, [&](torch::nn::Module& module, at::Tensor& param,
                                          const WeightQuantizerImpl& quantizer) {
       if (!module.is_training() && quantizer.options.settings().is_w_quantized) return;
+      if (quantizer.rows_deferred()) return;  // an enclosing scope already handles this table
       if (options.defer_embedding_rows && module.as<torch::nn::EmbeddingImpl>() != nullptr && param.dim() == 2 &&
           owners.at(param.unsafeGetTensorImpl()) == 1 && groups_follow_rows(quantizer.weight, param.size(1))) {
         quantizer.set_rows_deferred(true);
