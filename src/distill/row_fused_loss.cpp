@@ -357,8 +357,15 @@ class RowFusedFunction : public torch::autograd::Function<RowFusedFunction> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    at::Tensor grad_hidden = ctx->saved_data["grad_hidden"].toTensor();
-    at::Tensor grad_weight = ctx->saved_data["grad_weight"].toTensor();
+    auto& saved = ctx->saved_data;
+    TORCH_CHECK(saved.count("grad_hidden") != 0,
+                "distill: row_fused_losses computes its gradients once, in forward; a second backward through "
+                "it (retain_graph) is not supported (DistillObjectiveOptions::row_fused = false allows it)");
+    // Taken out of the context, so that autograd can move them into .grad instead of copying.
+    at::Tensor grad_hidden = saved["grad_hidden"].toTensor();
+    at::Tensor grad_weight = saved["grad_weight"].toTensor();
+    saved.erase("grad_hidden");
+    saved.erase("grad_weight");
     const double g = grads[0].defined() ? grads[0].item<double>() : 0.0;
     if (g != 1.0) {
       if (grad_hidden.defined()) grad_hidden = grad_hidden * g;

@@ -218,6 +218,21 @@ TEST(RowFused, TeacherWiderThanStudent) {
   for (size_t i = 0; i < ref.size(); ++i) EXPECT_LT(rel(got[i], ref[i]), 2e-5) << i;
 }
 
+TEST(RowFused, SecondBackwardIsAClearError) {
+  const Inputs in(at::kFloat);
+  const auto request = request_for(in, eakld(), true);
+  const at::Tensor h = in.hs.clone().requires_grad_(true);
+  const auto r = d::row_fused_losses(d::LogitsSource::from_hidden(h, in.ws), d::LogitsSource::from_hidden(in.ht, in.wt),
+                                     request, [](double) { return d::RowFusedCoefficients{1.0, 1.0, 1.0}; });
+  r.total.backward({}, /*retain_graph=*/true);
+  try {
+    r.total.backward();
+    ADD_FAILURE() << "no error";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("second backward"), std::string::npos) << e.what();
+  }
+}
+
 TEST(RowFused, NoGradientWorkUnderNoGrad) {
   const Inputs in(at::kFloat);
   const auto request = request_for(in, eakld(), true);

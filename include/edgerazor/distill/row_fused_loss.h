@@ -16,8 +16,8 @@
 // The values are linear in the coefficients, so the caller passes a rule that maps the detached
 // statistic (sum of gamma_weights * teacher entropy) to the weights of CE, forward KL and reverse
 // KL; `total` = c_ce * ce + c_fwd * forward + c_rev * reverse is the one differentiable output.
-// Its gradient is computed once, in forward, so it is first order only (no create_graph / double
-// backward); backward with retain_graph may run again.
+// Its gradient is computed once, in forward, and handed over in backward: first order only, and
+// one backward per forward (a second one, with retain_graph, raises an error).
 #pragma once
 
 #include <ATen/core/Tensor.h>
