@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "edgerazor/core/error.h"
@@ -85,6 +86,18 @@ at::Tensor finish_logit_term(const DistillLossOptions& o, const at::Tensor& forw
       parts.emplace_back(o.name + ".gamma", gamma);
       return gamma * reverse + (1.0 - gamma) * forward;
     }
+  }
+  TORCH_CHECK(false, "distill: compute_mse is not a logit loss");
+}
+
+double logit_term_gamma(const DistillLossOptions& o, double gamma_stat, bool has_labels) {
+  switch (o.loss_function) {
+    case LossFunction::kld_forward: return 0.0;
+    case LossFunction::kld_reverse: return 1.0;
+    case LossFunction::mse: break;
+    case LossFunction::kld_confidence:
+      if (o.use_entropy) return std::clamp(1.0 - gamma_stat / std::log(static_cast<double>(o.confidence_k)), 0.0, 1.0);
+      return has_labels ? std::clamp(gamma_stat, 0.0, 1.0) : 0.5;
   }
   TORCH_CHECK(false, "distill: compute_mse is not a logit loss");
 }

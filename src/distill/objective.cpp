@@ -5,8 +5,6 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
-#include <algorithm>
-#include <cmath>
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -41,18 +39,6 @@ bool row_fused_enabled(const DistillObjectiveOptions& options) {
     return env != nullptr && std::string(env) == "0";
   }();
   return options.row_fused && !env_off;
-}
-
-// The EAKLD / CAKLD gamma finish_logit_term computes, as a double (kl_forward: 0, kl_reverse: 1).
-double confidence_gamma_value(const DistillLossOptions& o, double stat, bool has_labels) {
-  switch (o.loss_function) {
-    case LossFunction::kld_forward: return 0.0;
-    case LossFunction::kld_reverse: return 1.0;
-    case LossFunction::mse: return 0.0;
-    case LossFunction::kld_confidence: break;
-  }
-  if (o.use_entropy) return std::clamp(1.0 - stat / std::log(static_cast<double>(o.confidence_k)), 0.0, 1.0);
-  return has_labels ? std::clamp(stat, 0.0, 1.0) : 0.5;
 }
 
 }  // namespace
@@ -164,12 +150,8 @@ LossOutput DistillObjectiveImpl::forward(const ModelOutputs& student, const Mode
         const auto& o = options.losses[logit_losses_[0]];
         const double alpha_ce = options.loss_task_alpha;
         const auto r = row_fused_losses(s_src, t_src, request, [&](double stat) {
-          RowFusedCoefficients c;
-          c.ce = alpha_ce;
-          const double gamma = confidence_gamma_value(o, stat, labels.defined());
-          c.forward = o.alpha * (o.loss_function == LossFunction::kld_reverse ? 0.0 : 1.0 - gamma);
-          c.reverse = o.alpha * (o.loss_function == LossFunction::kld_forward ? 0.0 : gamma);
-          return c;
+          const double gamma = logit_term_gamma(o, stat, labels.defined());
+          return RowFusedCoefficients{alpha_ce, o.alpha * (1.0 - gamma), o.alpha * gamma};
         });
         if (have_ce) ce = r.ce;
         per_loss[logit_losses_[0]].total = finish_logit_term(o, r.forward, r.reverse, r.stat, labels.defined(),

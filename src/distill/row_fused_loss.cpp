@@ -306,10 +306,9 @@ void fused_chunk(const Plan& p, const at::Tensor& zs, const at::Tensor& zt, int6
 
 class RowFusedFunction : public torch::autograd::Function<RowFusedFunction> {
  public:
-  // Outputs: total (differentiable), ce, forward, reverse, statistic, and the coefficients (3).
+  // Outputs: total (differentiable), then the detached ce, forward, reverse and statistic.
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& hidden,
                                                 const at::Tensor& weight, const Plan& p, const RowFusedRule& rule) {
-    const int64_t V = p.vocab;
     c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKeySet(c10::DispatchKey::AutocastCPU));
     Sums sums;
     if (p.has_entropy) sums.stat = entropy_statistic(p);
@@ -347,8 +346,7 @@ class RowFusedFunction : public torch::autograd::Function<RowFusedFunction> {
     ctx->saved_data["grad_weight"] = grad_weight;
     auto scalar = [](double v) { return at::scalar_tensor(v, at::kFloat); };
     const double total = c.ce * sums.ce + c.forward * sums.fwd + c.reverse * sums.rev;
-    torch::autograd::variable_list detached{scalar(sums.ce),  scalar(sums.fwd),  scalar(sums.rev),
-                                            scalar(sums.stat), scalar(c.ce), scalar(c.forward), scalar(c.reverse)};
+    torch::autograd::variable_list detached{scalar(sums.ce), scalar(sums.fwd), scalar(sums.rev), scalar(sums.stat)};
     ctx->mark_non_differentiable(detached);
     torch::autograd::variable_list out{scalar(total)};
     out.insert(out.end(), detached.begin(), detached.end());
@@ -459,7 +457,6 @@ RowFusedResult row_fused_losses(const LogitsSource& student, const LogitsSource&
   r.forward = term.forward ? outs[2] : at::zeros({}, f32);  // "zero if not asked", as fused_logit_losses
   r.reverse = term.reverse ? outs[3] : at::zeros({}, f32);
   r.stat = outs[4];
-  r.coefficients = {outs[5].item<double>(), outs[6].item<double>(), outs[7].item<double>()};
   return r;
 }
 

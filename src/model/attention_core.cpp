@@ -1,11 +1,11 @@
 // Attention core without fused kernels (libtorch < 2). See the header.
 #include "edgerazor/model/attention_core.h"
 
-#include "edgerazor/runtime/autocast.h"
-
 #include <ATen/ATen.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/autograd.h>
+
+#include "edgerazor/runtime/autocast.h"
 
 namespace edgerazor::model {
 namespace {

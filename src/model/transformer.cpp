@@ -6,6 +6,7 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <initializer_list>
 #include <unordered_set>
 
 #include "edgerazor/model/activation_checkpoint.h"
@@ -66,6 +67,15 @@ at::Tensor causal_mask(int64_t T, int64_t S, const at::TensorOptions& options) {
   return at::zeros({T, S}, options).masked_fill(k > q, -1e9).view({1, 1, T, S});
 }
 
+// True when autograd records ops on any of these tensors: then the recomputing attention and
+// SwiGLU functions pay off (inference keeps the plain ops).
+bool records_grad(std::initializer_list<at::Tensor> tensors) {
+  if (!at::GradMode::is_enabled()) return false;
+  for (const auto& t : tensors)
+    if (t.requires_grad()) return true;
+  return false;
+}
+
 // Attention core: softmax(q k^T / sqrt(D) + mask) v, fused where libtorch has it.
 at::Tensor attend(const at::Tensor& q /*(B,H,T,D)*/, const at::Tensor& k /*(B,H,S,D)*/, const at::Tensor& v,
                   const LayerContext& ctx) {
@@ -76,9 +86,8 @@ at::Tensor attend(const at::Tensor& q /*(B,H,T,D)*/, const at::Tensor& k /*(B,H,
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   at::Tensor mask = ctx.mask;
   if (!mask.defined() && ctx.is_causal) mask = causal_mask(q.size(2), k.size(2), q.options());
-  const bool training = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
   // The recomputing function handles CPU autocast only; GPUs use the fused kernel of libtorch 2.
-  return attention_core(q, k, v, mask, scale, /*recompute_in_backward=*/training && q.device().is_cpu());
+  return attention_core(q, k, v, mask, scale, /*recompute_in_backward=*/records_grad({q, k, v}) && q.device().is_cpu());
 #endif
 }
 
@@ -158,8 +167,7 @@ at::Tensor MLPImpl::forward(const at::Tensor& x) {
   const auto inputs = quant::quantize_shared_input({gate_proj.get(), up_proj.get()}, x);  // one A8
   const at::Tensor gate = gate_proj(inputs[0]);  // (B, T, F)
   const at::Tensor up = up_proj(inputs[1]);      // (B, T, F)
-  const bool training = at::GradMode::is_enabled() && (gate.requires_grad() || up.requires_grad());
-  const at::Tensor h = swiglu(gate, up, /*recompute_in_backward=*/training);  // silu(gate) * up
+  const at::Tensor h = swiglu(gate, up, /*recompute_in_backward=*/records_grad({gate, up}));  // silu(gate) * up
   return down_proj(quant::quantize_input(*down_proj, h));  // (B, T, C)
 }
 

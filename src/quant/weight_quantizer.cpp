@@ -3,9 +3,9 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
-#include <ostream>
 #include <torch/nn/modules/embedding.h>
 
+#include <ostream>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -101,10 +101,6 @@ void for_each_quantized_weight(torch::nn::Module& model, Fn fn) {
     }
   }
 }
-
-}  // namespace
-
-namespace {
 
 // How many modules register each parameter tensor directly (2+ = tied).
 std::unordered_map<const void*, int> parameter_owners(torch::nn::Module& model) {

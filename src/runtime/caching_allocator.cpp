@@ -89,23 +89,24 @@ Cache& cache() {
 void release(void* p) {
   if (p == nullptr) return;
   Cache& c = cache();
+  size_t size = 0;  // stays 0 for a block this allocator did not hand out at a cached size
   {
     std::lock_guard<std::mutex> lock(c.mutex);
     const auto it = c.live.find(p);
-    if (it == c.live.end()) {
-      g_live.fetch_sub(malloc_usable_size(p));  // a small block freed through raw_deallocate()
-    } else {
-      const size_t size = it->second;
+    if (it != c.live.end()) {
+      size = it->second;
       c.live.erase(it);
-      g_live.fetch_sub(size);
       if (c.cached + size <= c.limit) {
         c.free_lists[size].push_back(p);
         c.cached += size;
+        g_live.fetch_sub(size);
         return;
       }
     }
   }
-  std::free(p);
+  if (size == 0) return release_small(p);  // a small block freed through raw_deallocate()
+  g_live.fetch_sub(size);
+  std::free(p);  // over the cache limit
 }
 
 class CachingCpuAllocator final : public c10::Allocator {

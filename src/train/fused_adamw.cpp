@@ -10,17 +10,24 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <string>
 
 namespace edgerazor::train {
 namespace {
 
-bool fusable(const at::Tensor& p, const at::Tensor& g) {
+// What the one-pass loop covers: CPU, fp32 or bf16, dense and contiguous gradient, and moments
+// (when they exist already) in the parameter's dtype and layout. State made elsewhere, e.g. fp32
+// moments loaded for a now-bf16 parameter, takes the base class's step.
+bool fusable(const at::Tensor& p, const at::Tensor& g, const torch::optim::AdamWParamState* state) {
   const auto dt = p.scalar_type();
-  return p.device().is_cpu() && !g.is_sparse() && (dt == at::kFloat || dt == at::kBFloat16) &&
-         g.scalar_type() == dt && p.is_contiguous() && g.is_contiguous() && g.sizes() == p.sizes();
+  if (!(p.device().is_cpu() && !g.is_sparse() && (dt == at::kFloat || dt == at::kBFloat16) &&
+        g.scalar_type() == dt && p.is_contiguous() && g.is_contiguous() && g.sizes() == p.sizes()))
+    return false;
+  if (state == nullptr) return true;
+  for (const at::Tensor* m : {&state->exp_avg(), &state->exp_avg_sq()})
+    if (!m->defined() || !m->is_contiguous() || m->scalar_type() != dt || m->sizes() != p.sizes()) return false;
+  return true;
 }
 
 // The key torch::optim::Optimizer files a parameter's state under (libtorch 1.13: the TensorImpl
@@ -47,15 +54,10 @@ at::Tensor FusedAdamW::step(LossClosure closure) {
     const auto& options = static_cast<const torch::optim::AdamWOptions&>(group.options());
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
-      if (options.amsgrad() || !fusable(p, p.grad())) all_fusable = false;
-      // State made elsewhere (e.g. loaded for fp32 moments of a now-bf16 parameter): base step.
       const auto it = state_.find(state_key(p));
-      if (it != state_.end()) {
-        const auto& st = static_cast<const torch::optim::AdamWParamState&>(*it->second);
-        for (const at::Tensor* m : {&st.exp_avg(), &st.exp_avg_sq()})
-          if (!m->defined() || !m->is_contiguous() || m->scalar_type() != p.scalar_type() || m->sizes() != p.sizes())
-            all_fusable = false;
-      }
+      const auto* state =
+          it == state_.end() ? nullptr : static_cast<const torch::optim::AdamWParamState*>(it->second.get());
+      if (options.amsgrad() || !fusable(p, p.grad(), state)) all_fusable = false;
     }
   }
   if (!all_fusable) {

@@ -45,6 +45,11 @@ at::Tensor finish_logit_term(const DistillLossOptions& options, const at::Tensor
                              bool has_labels,
                              std::vector<std::pair<std::string, at::Tensor>>& parts);
 
+// The gamma finish_logit_term applies, as a double from the detached statistic: EAKLD
+// clamp(1 - stat / log k, 0, 1), CAKLD clamp(stat, 0, 1) (0.5 without labels); forward KL 0 and
+// reverse KL 1, so that loss = gamma * reverse + (1 - gamma) * forward holds for every logit loss.
+double logit_term_gamma(const DistillLossOptions& options, double gamma_stat, bool has_labels);
+
 // The same loss by plain autograd on whole logits (B, T, V); `gamma` receives gamma for
 // EAKLD / CAKLD (undefined otherwise) when not null.
 at::Tensor logit_loss_unfused(const DistillLossOptions& options, const at::Tensor& student_logits,

@@ -37,7 +37,6 @@ using RowFusedRule = std::function<RowFusedCoefficients(double statistic)>;
 struct RowFusedResult {
   at::Tensor total;                       // () differentiable w.r.t. student hidden and weight
   at::Tensor ce, forward, reverse, stat;  // () detached values (as FusedLogitResult)
-  RowFusedCoefficients coefficients;      // what the rule returned
 };
 
 // True when row_fused_losses supports the request: student and teacher as hidden + weight on the
