@@ -4,32 +4,18 @@
 #include <ATen/ATen.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 
+#include "fixtures/subprocess.h"
+
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;
-};
-
-Result run(const std::string& cmd) {
-  Result r;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using edgerazor_test::Result;
+using edgerazor_test::run_merged;
 
 std::string last_line(const std::string& text) {
   std::istringstream in(text);
@@ -42,7 +28,7 @@ std::string last_line(const std::string& text) {
 const std::string kBench = std::string(EDGERAZOR_BIN_DIR) + "/edgerazor-bench";
 
 TEST(BenchStep, TinyStepPrintsTheJsonLine) {
-  const Result r = run(kBench + " step --vocab 1024 --dim 256 --layers 2 --heads 4 --kv-heads 2 --ffn 512"
+  const Result r = run_merged(kBench + " step --vocab 1024 --dim 256 --layers 2 --heads 4 --kv-heads 2 --ffn 512"
                                 " --seq 32 --batch 2 --steps 2 --dtype fp32 --threads 1");
   ASSERT_EQ(r.code, 0) << r.out;
   const auto j = nlohmann::json::parse(last_line(r.out));
@@ -68,10 +54,10 @@ TEST(BenchStep, TinyStepPrintsTheJsonLine) {
 }
 
 TEST(BenchStep, BadFlagsExitTwo) {
-  const Result r = run(kBench + " step --dtype fp16");
+  const Result r = run_merged(kBench + " step --dtype fp16");
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_THAT(r.out, ::testing::HasSubstr("--dtype"));
-  const Result heads = run(kBench + " step --dim 100 --heads 8 --steps 1");
+  const Result heads = run_merged(kBench + " step --dim 100 --heads 8 --steps 1");
   EXPECT_EQ(heads.code, 2) << heads.out;
   EXPECT_THAT(heads.out, ::testing::HasSubstr("--heads"));
 }

@@ -17,6 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "fixtures/subprocess.h"
+#include "fixtures/temp_dir.h"
+
 namespace {
 namespace fs = std::filesystem;
 
@@ -24,29 +27,12 @@ const std::string kSource = EDGERAZOR_SOURCE_DIR;
 const std::string kBin = EDGERAZOR_BIN_DIR;
 const std::string kData = EDGERAZOR_SHARED_DATA_DIR;
 
-struct Result {
-  int code = -1;
-  std::string output;  // stdout and stderr together
-};
+using edgerazor_test::read_file;
+using edgerazor_test::Result;
 
 Result run_demo(const std::string& args) {
-  const std::string cmd = "EDGERAZOR_BIN_DIR='" + kBin + "' EDGERAZOR_SHARED_DATA='" + kData + "' '" + kSource +
-                          "/scripts/demo.sh' " + args + " 2>&1";
-  Result r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-std::string read(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return edgerazor_test::run_merged("EDGERAZOR_BIN_DIR='" + kBin + "' EDGERAZOR_SHARED_DATA='" + kData + "' '" +
+                                    kSource + "/scripts/demo.sh' " + args);
 }
 
 bool have(const std::string& program) {
@@ -93,7 +79,7 @@ enum Col { kBits, kPacked, kGguf, kPpl, kTrainerPpl, kLlama, kOurs };
 // teacher_best: the teacher's perplexity beats the students' (not for the synthetic teacher, which
 // --quick pretrains so briefly that QAD, whose CE keeps training, can overtake it).
 void check_results(const fs::path& out, const std::string& teacher, const std::string& steps, bool teacher_best) {
-  const std::string md = read(out / "results.md");
+  const std::string md = read_file(out / "results.md");
   const auto rows = table_rows(md);
   ASSERT_EQ(rows.size(), 5u) << md;
   const std::string qad158 = "QAD W1.58-A8-KV8 (" + steps + " steps)", qad188 = "QAD W1.88-A8-KV8 (" + steps + " steps)";
@@ -125,10 +111,10 @@ void check_results(const fs::path& out, const std::string& teacher, const std::s
     ASSERT_TRUE(fs::is_regular_file(out / f)) << f;
     EXPECT_GT(fs::file_size(out / f), 0u) << f;
   }
-  EXPECT_EQ(read(out / "gguf/qad-w1.58.gguf").substr(0, 4), "GGUF");
+  EXPECT_EQ(read_file(out / "gguf/qad-w1.58.gguf").substr(0, 4), "GGUF");
   EXPECT_LT(fs::file_size(out / "gguf/qad-w1.58.gguf"), fs::file_size(out / "gguf/teacher-f16.gguf"));
   for (const auto* svg : {"loss.svg", "eval.svg"}) {
-    const std::string s = read(out / svg);
+    const std::string s = read_file(out / svg);
     EXPECT_NE(s.find("<svg"), std::string::npos) << svg;
     EXPECT_NE(s.find("QAD W1.58"), std::string::npos) << svg;  // legend of both runs
     EXPECT_NE(s.find("QAD W1.88"), std::string::npos) << svg;
@@ -143,29 +129,29 @@ void check_results(const fs::path& out, const std::string& teacher, const std::s
 TEST_F(DemoTest, QuickRunWritesTheTableAndReusesFinishedSteps) {
   if (!fs::is_regular_file(kData + "/models/stories260K-hf/model.safetensors")) GTEST_SKIP() << "no " << kData;
   const Result first = run_demo("--quick --out '" + out_.string() + "'");
-  ASSERT_EQ(first.code, 0) << first.output;
+  ASSERT_EQ(first.code, 0) << first.out;
   check_results(out_, "stories260K (fp32)", "20", true);
   const std::string ckpt = (out_ / "runs/qad-w1.58/checkpoints/step_20/model.safetensors").string();
   const auto written = fs::last_write_time(ckpt);
 
   const Result second = run_demo("--quick --out '" + out_.string() + "'");
-  ASSERT_EQ(second.code, 0) << second.output;
-  EXPECT_NE(second.output.find("done before: " + (out_ / "runs/qad-w1.58/checkpoints/step_20").string()),
+  ASSERT_EQ(second.code, 0) << second.out;
+  EXPECT_NE(second.out.find("done before: " + (out_ / "runs/qad-w1.58/checkpoints/step_20").string()),
             std::string::npos)
-      << second.output;
+      << second.out;
   EXPECT_EQ(fs::last_write_time(ckpt), written);
   check_results(out_, "stories260K (fp32)", "20", true);
 
   // Other settings into the same folder are refused, naming --fresh.
   const Result other = run_demo("--quick --steps 30 --out '" + out_.string() + "'");
   EXPECT_EQ(other.code, 1);
-  EXPECT_NE(other.output.find("--fresh"), std::string::npos) << other.output;
+  EXPECT_NE(other.out.find("--fresh"), std::string::npos) << other.out;
 }
 
 TEST_F(DemoTest, SyntheticTeacherWhenNoModelIsGiven) {
   if (!have("spm_train") || !have("node")) GTEST_SKIP() << "needs spm_train (Debian package sentencepiece) and node";
   const Result r = run_demo("--quick --synthetic --out '" + out_.string() + "'");
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_TRUE(fs::is_regular_file(out_ / "runs/teacher/checkpoints/step_60/DONE"));
   EXPECT_TRUE(fs::is_regular_file(out_ / "teacher-loss.svg"));
   check_results(out_, "synthetic teacher (fp32)", "20", false);
@@ -174,20 +160,20 @@ TEST_F(DemoTest, SyntheticTeacherWhenNoModelIsGiven) {
 TEST_F(DemoTest, RefusesBadFlagsAndForeignFolders) {
   Result r = run_demo("--steps 0");
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.output.find("--steps must be a positive integer"), std::string::npos) << r.output;
+  EXPECT_NE(r.out.find("--steps must be a positive integer"), std::string::npos) << r.out;
   r = run_demo("--bogus");
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.output.find("unknown argument '--bogus'"), std::string::npos) << r.output;
+  EXPECT_NE(r.out.find("unknown argument '--bogus'"), std::string::npos) << r.out;
 
   fs::create_directories(out_);
   std::ofstream(out_ / "precious.txt") << "keep me";
   r = run_demo("--quick --fresh --out '" + out_.string() + "'");
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.output.find("was not made by demo.sh"), std::string::npos) << r.output;
-  EXPECT_EQ(read(out_ / "precious.txt"), "keep me");
+  EXPECT_NE(r.out.find("was not made by demo.sh"), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(out_ / "precious.txt"), "keep me");
   r = run_demo("--quick --out '" + out_.string() + "'");
   EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(read(out_ / "precious.txt"), "keep me");
+  EXPECT_EQ(read_file(out_ / "precious.txt"), "keep me");
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 
 #include "dist/dist_worker.h"
 #include "dist/tiny_net.h"
+#include "fixtures/temp_dir.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/dist/grad_sync.h"
 #include "edgerazor/dist/launch.h"
@@ -40,12 +41,7 @@ fs::path fresh_dir(const std::string& name) {
   return dir;
 }
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using edgerazor_test::read_file;
 
 // Runs this binary as `n` ranks of `scenario` through launch_local; returns (rc, output lines).
 struct LaunchResult {
@@ -173,7 +169,7 @@ TEST(ProcessGroup, TwoRankCollectivesOverGloo) {
   ASSERT_EQ(r.rc, 0) << r.text();
   EXPECT_THAT(r.text(), HasSubstr("[rank 0] collectives ok rank 0"));
   EXPECT_THAT(r.text(), HasSubstr("[rank 1] collectives ok rank 1"));
-  EXPECT_EQ(read_text(dir / "marker.txt"), "written by rank 0");  // only rank 0 ran the writer
+  EXPECT_EQ(read_file(dir / "marker.txt"), "written by rank 0");  // only rank 0 ran the writer
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(dir)) files.push_back(e.path().filename().string());
   EXPECT_THAT(files, ::testing::ElementsAre("marker.txt"));
@@ -197,7 +193,7 @@ TEST_P(DataParallelTraining, EqualsOneRankWithGradientAccumulation) {
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(dir)) files.push_back(e.path().filename().string());
   ASSERT_THAT(files, ::testing::ElementsAre("weights.bin"));
-  const std::string bytes = read_text(dir / "weights.bin");
+  const std::string bytes = read_file(dir / "weights.bin");
 
   TinyNet reference = make_tiny_net(1);
   train_tiny(reference, {{0, 2, 4, 6}, {1, 3, 5, 7}}, kTinySteps, [](size_t) {}, [] {});
@@ -306,10 +302,10 @@ TEST(Failures, SurvivorOfAKilledRankExitsWithAClearError) {
   const int s1 = wait_bounded(r1, kBoundSeconds);
   const int s0 = wait_bounded(r0, kBoundSeconds);
   ASSERT_NE(s1, -1);
-  EXPECT_TRUE(WIFSIGNALED(s1) && WTERMSIG(s1) == SIGKILL) << read_text(dir / "rank1.log");
-  ASSERT_NE(s0, -1) << "rank 0 did not exit after rank 1 died: " << read_text(dir / "rank0.log");
-  EXPECT_TRUE(WIFEXITED(s0) && WEXITSTATUS(s0) == 1) << read_text(dir / "rank0.log");
-  const std::string log = read_text(dir / "rank0.log");
+  EXPECT_TRUE(WIFSIGNALED(s1) && WTERMSIG(s1) == SIGKILL) << read_file(dir / "rank1.log");
+  ASSERT_NE(s0, -1) << "rank 0 did not exit after rank 1 died: " << read_file(dir / "rank0.log");
+  EXPECT_TRUE(WIFEXITED(s0) && WEXITSTATUS(s0) == 1) << read_file(dir / "rank0.log");
+  const std::string log = read_file(dir / "rank0.log");
   EXPECT_THAT(log, HasSubstr("failed on rank 0 of 2"));
   EXPECT_THAT(log, HasSubstr("Another rank probably exited or stopped responding"));
   fs::remove_all(dir);
@@ -323,7 +319,7 @@ TEST(Failures, SurvivorOfAHungRankTimesOut) {
   const int s0 = wait_bounded(r0, kBoundSeconds);
   ::kill(r1, SIGKILL);
   ::waitpid(r1, nullptr, 0);
-  const std::string log = read_text(dir / "rank0.log");
+  const std::string log = read_file(dir / "rank0.log");
   ASSERT_NE(s0, -1) << "rank 0 hung with its peer: " << log;
   EXPECT_TRUE(WIFEXITED(s0) && WEXITSTATUS(s0) == 1) << log;
   EXPECT_THAT(log, HasSubstr("failed on rank 0 of 2"));
@@ -335,7 +331,7 @@ TEST(Failures, RendezvousWithoutRankZeroTimesOut) {
   const auto dir = fresh_dir("alone");
   const pid_t r1 = spawn_rank("alone", 1, pick_free_port(), dir / "rank1.log", 2);
   const int s1 = wait_bounded(r1, kBoundSeconds);
-  const std::string log = read_text(dir / "rank1.log");
+  const std::string log = read_file(dir / "rank1.log");
   ASSERT_NE(s1, -1) << log;
   EXPECT_TRUE(WIFEXITED(s1) && WEXITSTATUS(s1) == 1) << log;
   EXPECT_THAT(log, HasSubstr("rendezvous failed on rank 1 of 2"));
@@ -347,7 +343,7 @@ TEST(Failures, RankZeroWithoutPeersTimesOut) {
   const auto dir = fresh_dir("alone0");
   const pid_t r0 = spawn_rank("alone", 0, pick_free_port(), dir / "rank0.log", 2);
   const int s0 = wait_bounded(r0, kBoundSeconds);
-  const std::string log = read_text(dir / "rank0.log");
+  const std::string log = read_file(dir / "rank0.log");
   ASSERT_NE(s0, -1) << log;
   EXPECT_TRUE(WIFEXITED(s0) && WEXITSTATUS(s0) == 1) << log;
   EXPECT_THAT(log, HasSubstr("rendezvous failed on rank 0 of 2"));

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "fixtures/temp_dir.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/io/tensor_io.h"
 
@@ -25,16 +26,8 @@ using ::testing::HasSubstr;
 
 const std::string kData = EDGERAZOR_SHARED_DATA_DIR;
 
-class SafetensorsTest : public ::testing::Test {
+class SafetensorsTest : public edgerazor_test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("er_st_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   // Writes a file from a raw header JSON and a data buffer.
   std::string write_raw(const std::string& name, const std::string& header, const std::string& data) {
     const std::string path = (dir_ / name).string();
@@ -54,7 +47,6 @@ class SafetensorsTest : public ::testing::Test {
       for (const auto& p : parts) EXPECT_THAT(e.what(), HasSubstr(p));
     }
   }
-  fs::path dir_;
 };
 
 TEST_F(SafetensorsTest, RoundTripsDtypesShapesAndMetadata) {

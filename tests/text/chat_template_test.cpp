@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "fixtures/temp_dir.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/text/bpe_tokenizer.h"
 #include "edgerazor/text/chat_template.h"
@@ -29,12 +30,7 @@ const ChatTemplate& qwen_chat() {
   return t;
 }
 
-std::string read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using edgerazor_test::read_file;
 
 std::string span_text(const RenderedChat& chat, size_t k) {
   return chat.text.substr(chat.assistant_spans.at(k).begin, chat.assistant_spans.at(k).end - chat.assistant_spans.at(k).begin);
@@ -112,7 +108,7 @@ TEST(ChatQwen3, TemplateFromTheTokenizerMatchesTheFolder) {
 }
 
 TEST(ChatLlama, Llama3AndLlama2RenderAndMask) {
-  const ChatTemplate llama3(read(kTemplates + "/llama3.jinja"), "<|begin_of_text|>", "<|eot_id|>");
+  const ChatTemplate llama3(read_file(kTemplates + "/llama3.jinja"), "<|begin_of_text|>", "<|eot_id|>");
   const RenderedChat chat = render_chat(llama3, {{"user", " Hi "}, {"assistant", "Hello!\n"}}, true);
   EXPECT_EQ(chat.text,
             "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
@@ -121,7 +117,7 @@ TEST(ChatLlama, Llama3AndLlama2RenderAndMask) {
   ASSERT_EQ(chat.assistant_spans.size(), 1u);
   EXPECT_EQ(span_text(chat, 0), "Hello!<|eot_id|>");
 
-  const ChatTemplate llama2(read(kTemplates + "/llama2.jinja"), "<s>", "</s>");
+  const ChatTemplate llama2(read_file(kTemplates + "/llama2.jinja"), "<s>", "</s>");
   const RenderedChat chat2 = render_chat(llama2, {{"system", "Sys"}, {"user", "Q1"}, {"assistant", "A1"}, {"user", "Q2"}}, false);
   EXPECT_EQ(chat2.text, "<s>[INST] <<SYS>>\nSys\n<</SYS>>\n\nQ1 [/INST] A1 </s><s>[INST] Q2 [/INST]");
   ASSERT_EQ(chat2.assistant_spans.size(), 1u);
