@@ -7,17 +7,17 @@
 #   bench/compare.sh --dtype fp32 --steps 6
 #   ROUNDS=3 bench/compare.sh            # alternate C++ / eager 3 times, report medians
 #
-# Needs build/bin/edgerazor-bench (scripts/build.sh) and Debian's python3-torch
-# (apt-get install python3-torch); PYTHON defaults to /usr/bin/python3, which sees the Debian
-# package even when another python3 comes first on PATH. EDGERAZOR_BIN overrides build/bin.
+# Needs build/bin/edgerazor-bench (scripts/build.sh) and PyTorch: the project's pinned PyPI wheel
+# in .venv (scripts/setup.sh); PYTHON defaults to .venv/bin/python, the same LibTorch version as
+# the C++ side links. EDGERAZOR_BIN overrides build/bin.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${EDGERAZOR_BIN:-$here/build/bin}/edgerazor-bench"
-py="${PYTHON:-/usr/bin/python3}"
+py="${PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}"
 rounds="${ROUNDS:-1}"
 [ -x "$bin" ] || { echo "compare.sh: $bin not found; build it first (scripts/build.sh)" >&2; exit 1; }
 "$py" -c 'import torch' 2>/dev/null ||
-  { echo "compare.sh: $py cannot import torch; install Debian's python3-torch (apt-get install python3-torch)" >&2; exit 1; }
+  { echo "compare.sh: $py cannot import torch; run scripts/setup.sh (it installs the pinned torch wheel into .venv)" >&2; exit 1; }
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The PyTorch-eager baseline of `edgerazor-bench step`: one QAD step written plainly.
 
-    /usr/bin/python3 bench/py_eager_step.py step --vocab 32000 --dim 512 --layers 8 --heads 8 \
-        --kv-heads 8 --ffn 1536 --seq 256 --batch 4 --steps 6 --dtype auto|bf16|fp32 [--threads N]
+    .venv/bin/python bench/py_eager_step.py step --vocab 32000 --dim 512 --layers 8 --heads 8 \
+        --kv-heads 8 --ffn 1536 --seq 256 --batch 4 --steps 6 --dtype auto|bf16|fp32 [--threads N] \
+        [--device cpu|cuda] [--compile]
 
 What a user would otherwise write: a Hugging-Face-like Llama module, QLinear/QEmbedding with a
 ternary STE quantizer `w + (q(w) - w).detach()` (absmean, block 256, factor 2) and A8 on every
@@ -11,8 +12,11 @@ logits for both models, CE + F.kl_div-style EAKLD (T=1, k=16, fp32 upcast) + MSE
 layers (least cosine-similar consecutive teacher hidden states), clip_grad_norm_(1.0), AdamW.
 Same flags and the same final JSON line as the C++ bench (tokens_per_s, peak_rss_mb, step_ms, mfu,
 matmul_peak_gflops, ...). In bf16 both models (and so gradients and AdamW states) are bf16
-(`model.to(torch.bfloat16)`), like the C++ bench. Needs Debian's python3-torch (run it with
-/usr/bin/python3, which sees the Debian package).
+(`model.to(torch.bfloat16)`), like the C++ bench. Runs on the project's pinned PyPI torch
+(.venv, scripts/setup.sh) or any PyTorch 2.x. --device cuda: models and batch on the GPU, the
+device synchronized at every phase boundary, peak_gpu_mb = torch.cuda.max_memory_allocated over the
+timed steps. --compile: teacher, student and the loss under torch.compile (default mode; the first
+step, which compiles, is the warm-up the median leaves out).
 """
 import argparse
 import json
@@ -200,8 +204,15 @@ def native_bf16():
     return False
 
 
-def matmul_peak_gflops(dtype, n=2048, reps=4):
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak_gflops(dtype, device, n=2048, reps=4):
+    if device.type == "cuda":
+        n = 8192  # as edgerazor-bench: 2048^3 is too short for a data-centre GPU
+    a, b = torch.randn(n, n, device=device).to(dtype), torch.randn(n, n, device=device).to(dtype)
     c = a @ b
     best = 0.0
     for _ in range(reps):
@@ -209,6 +220,7 @@ def matmul_peak_gflops(dtype, n=2048, reps=4):
         while True:
             torch.mm(a, b, out=c)
             iters += 1
+            sync(device)
             if time.perf_counter() - t0 >= 0.3:
                 break
         best = max(best, 2.0 * n ** 3 * iters / (time.perf_counter() - t0) / 1e9)
@@ -230,44 +242,61 @@ def main():
                           ("ffn", 1536), ("seq", 256), ("batch", 4), ("steps", 6), ("threads", 0)]:
         p.add_argument("--" + name, type=int, default=default)
     p.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--compile", action="store_true", help="torch.compile the models and the loss")
     a = parser.parse_args()
     torch.set_num_threads(a.threads if a.threads > 0 else len(os.sched_getaffinity(0)))
-    has_bf16 = native_bf16()
+    device = torch.device(a.device)
+    has_bf16 = device.type == "cuda" or native_bf16()
     dtype_name = a.dtype if a.dtype != "auto" else ("bf16" if has_bf16 else "fp32")
     dtype = torch.bfloat16 if dtype_name == "bf16" else torch.float32
-    peak = matmul_peak_gflops(dtype)
+    peak = matmul_peak_gflops(dtype, device)
     load_start = os.getloadavg()
 
     torch.manual_seed(0)
     teacher = LlamaForCausalLM(a, quantized=False)
     student = LlamaForCausalLM(a, quantized=True)
     student.load_state_dict(teacher.state_dict())  # QAD starts from the teacher
-    teacher.to(dtype).eval().requires_grad_(False)
-    student.to(dtype).train()
-    opt = torch.optim.AdamW(student.parameters(), lr=2e-5, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.01)
-    ids = torch.randint(0, a.vocab, (a.batch, a.seq))
+    teacher.to(device, dtype).eval().requires_grad_(False)
+    student.to(device, dtype).train()
+    # fused=True is AdamW at its best on a GPU (one kernel for all parameters)
+    opt = torch.optim.AdamW(student.parameters(), lr=2e-5, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.01,
+                            **({"fused": True} if device.type == "cuda" else {}))
+    ids = torch.randint(0, a.vocab, (a.batch, a.seq)).to(device)
     labels = ids.clone()
+    run_teacher, run_student, loss_fn = teacher, student, qad_loss
+    if a.compile:
+        run_teacher, run_student, loss_fn = torch.compile(teacher), torch.compile(student), torch.compile(qad_loss)
 
     flops = 4.0 * forward_flops(a)
     times, phases, loss_value = [], {}, 0.0
     for i in range(a.steps):
         ph = {}
+        if i == 1 and device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)  # the timed steps' peak, as edgerazor-bench
+        sync(device)
         t0 = time.perf_counter()
         with torch.no_grad():
-            t_logits, t_hidden = teacher(ids)
+            t_logits, t_hidden = run_teacher(ids)
+        sync(device)
         t1 = time.perf_counter()
-        s_logits, s_hidden = student(ids)
+        s_logits, s_hidden = run_student(ids)
+        sync(device)
         t2 = time.perf_counter()
-        loss = qad_loss(s_logits, t_logits, s_hidden, t_hidden, labels)
+        loss = loss_fn(s_logits, t_logits, s_hidden, t_hidden, labels)
+        sync(device)
         t3 = time.perf_counter()
         loss.backward()
         loss_value = loss.item()
         del s_logits, t_logits, s_hidden, t_hidden, loss
+        sync(device)
         t4 = time.perf_counter()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        sync(device)
         t5 = time.perf_counter()
         opt.step()
         opt.zero_grad(set_to_none=True)
+        sync(device)
         t6 = time.perf_counter()
         ph = {"teacher_forward": t1 - t0, "student_forward": t2 - t1, "loss_forward": t3 - t2,
               "backward": t4 - t3, "clip_grad": t5 - t4, "optimizer": t6 - t5}
@@ -280,7 +309,7 @@ def main():
                 phases.setdefault(k, []).append(v)
     step_ms = statistics.median(times)
     out = {
-        "bench": "edgerazor-bench step", "impl": "pytorch eager (python3-torch %s)" % torch.__version__,
+        "bench": "edgerazor-bench step", "impl": "pytorch %s (torch %s)" % ("torch.compile" if a.compile else "eager", torch.__version__),
         "tokens_per_s": a.batch * a.seq / (step_ms / 1e3), "step_ms": step_ms, "step_ms_min": min(times),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "mfu": flops / (step_ms / 1e3) / (peak * 1e9), "matmul_peak_gflops": peak,
@@ -295,6 +324,10 @@ def main():
         "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
     }
     out["peak_minus_state_mb"] = out["peak_rss_mb"] - out["model_state_mb"]
+    out["device"] = str(device)
+    if device.type == "cuda":
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
+        out["reserved_gpu_mb"] = torch.cuda.memory_reserved(device) / 2 ** 20
     print(json.dumps(out), flush=True)
 
 

@@ -11,7 +11,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${EDGERAZOR_BIN:-$here/build/bin}/edgerazor-bench"
-py="${PYTHON:-/usr/bin/python3}"
+py="${PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}"
 seqs="${SEQS:-256 512 1024 2048}"
 vocabs="${VOCABS:-32000 151936}"
 batch="${BATCH:-1}"

@@ -367,52 +367,22 @@ done_note
 # 4. Generation speed and sample stories: llama.cpp on the GGUF files, edgerazor-generate on ours
 # ---------------------------------------------------------------------------------------------
 ROWS=(teacher ptq-w1.58 qad-w1.58 ptq-w1.88 qad-w1.88)
-step "llama.cpp: a story from each GGUF (node-llama-cpp, greedy, 1 thread)"
-LLAMA_CACHE=""
-if LLAMA_CACHE=$(tests/export/llama_cpp/ensure_node_llama_cpp.sh 2>"$OUT/logs/llama-install.log"); then
-  cat >"$OUT/logs/llama_story.mjs" <<'JS'
-// node llama_story.mjs CACHE MODEL.gguf PROMPT N STORY_OUT -> story text in STORY_OUT, one JSON line of timing
-import {pathToFileURL} from "node:url";
-import {writeFileSync} from "node:fs";
-const [cache, modelPath, prompt, n, storyOut] = process.argv.slice(2);
-process.env.NODE_LLAMA_CPP_SKIP_DOWNLOAD = "true";
-const {getLlama, LlamaLogLevel} = await import(pathToFileURL(cache + "/node_modules/node-llama-cpp/dist/index.js").href);
-const llama = await getLlama({gpu: false, build: "never", skipDownload: true, logLevel: LlamaLogLevel.error, maxThreads: 1});
-const model = await llama.loadModel({modelPath, gpuLayers: 0});
-const ctx = await model.createContext({contextSize: 512, threads: 1, flashAttention: false});
-const seq = ctx.getSequence();
-const input = [model.tokens.bos, ...model.tokenize(prompt, false)];
-// The same greedy decode 3 times; the fastest gives tokens/s (a few ms runs are noisy).
-let out = [], seconds = Infinity;
-for (let rep = 0; rep < 3; rep++) {
-  await seq.clearHistory();
-  const tokens = [];
-  const start = process.hrtime.bigint();
-  for await (const t of seq.evaluate(input, {temperature: 0})) {
-    if (t === model.tokens.eos) break;
-    tokens.push(t);
-    if (tokens.length >= Number(n)) break;
-  }
-  seconds = Math.min(seconds, Number(process.hrtime.bigint() - start) / 1e9);
-  out = tokens;
-}
-writeFileSync(storyOut, model.detokenize([...input.slice(1), ...out]) + "\n");
-process.stdout.write(JSON.stringify({tokens: out.length, seconds, tokens_per_s: out.length / seconds}) + "\n",
-                     () => process.exit(0));
-JS
+step "llama.cpp: a story from each GGUF (llama-cpp-python, greedy, 1 thread)"
+LLAMA_PYTHON=""
+if LLAMA_PYTHON=$(tests/reference/install.sh 2>"$OUT/logs/llama-install.log") && [[ -n $LLAMA_PYTHON ]]; then
   for name in "${ROWS[@]}"; do
     gguf=$OUT/gguf/$name.gguf
     [[ $name == teacher ]] && gguf=$OUT/gguf/teacher-f16.gguf
     if [[ ! -s $OUT/samples/$name.llama.json ]]; then
-      logged "llama-$name" node "$OUT/logs/llama_story.mjs" "$LLAMA_CACHE" "$gguf" "$PROMPT" "$STORY_TOKENS" \
+      logged "llama-$name" "$LLAMA_PYTHON" tests/reference/run_llama.py "$gguf" story "$PROMPT" "$STORY_TOKENS" \
         "$OUT/samples/$name.llama.txt"
       tail -n 1 "$OUT/logs/llama-$name.log" >"$OUT/samples/$name.llama.json"
     fi
     printf '   %-10s %8s tokens/s\n' "$name" "$(fmt "$(json_num "$OUT/samples/$name.llama.json" tokens_per_s)" 0)"
   done
 else
-  LLAMA_CACHE=""
-  echo "   NOTE: llama.cpp (npm node-llama-cpp) could not be installed, so the GGUF files were not run:"
+  LLAMA_PYTHON=""
+  echo "   NOTE: llama.cpp (PyPI llama-cpp-python) could not be installed, so the GGUF files were not run:"
   sed 's/^/     /' "$OUT/logs/llama-install.log"
   echo "   The table's llama.cpp column stays empty; the sample stories come from edgerazor-generate."
 fi
@@ -500,7 +470,7 @@ label() {
   echo "  trainer eval ppl: the trainer's own held-out evaluation ($EVAL_BATCHES batches of 8 x 256 tokens from the"
   echo "  start of the validation shard; bf16 autocast where the CPU has it; step 0 of a QAD run = PTQ)."
   echo "- tokens/s: greedy decoding of $STORY_TOKENS tokens after \"$PROMPT\", 1 thread; llama.cpp runs the GGUF"
-  echo "  (node-llama-cpp 3.22.1), edgerazor-generate runs the LibTorch model."
+  echo "  (llama-cpp-python 0.3.36, built from source), edgerazor-generate runs the LibTorch model."
   echo "- Loss curves: \`loss.svg\` (training loss), \`eval.svg\` (held-out loss). Stories: \`samples/\`."
   echo "- Wall time: $(( SECONDS - T0 ))s for this run of demo.sh on $(nproc) cores, $(( PREVIOUS_SECONDS + SECONDS - T0 ))s over"
   echo "  all runs into this folder (a re-run reuses finished steps)."

@@ -1,16 +1,31 @@
 #!/usr/bin/env bash
-# Installs EdgeRazor's dependencies from Debian packages and builds Release into build/
-# (binaries in build/bin/). Idempotent: a second run installs nothing and rebuilds only what
-# changed. Run as root on a fresh machine, or as a user with sudo.
+# Installs EdgeRazor's dependencies and builds Release into build/ (binaries in build/bin/):
+#   - Debian packages (compiler, CMake/Ninja/ccache, yaml-cpp, CLI11, spdlog, nlohmann-json,
+#     sentencepiece, ICU, PCRE2, GoogleTest);
+#   - LibTorch: the PyPI torch wheel at the pinned version below, into the project's Python
+#     environment (.venv, a link to a per-machine folder so that clean clones share one copy);
+#   - then configures against that wheel (torch.utils.cmake_prefix_path) and builds.
+# Idempotent: a second run installs nothing and rebuilds only what changed. Run as root on a
+# fresh machine, or as a user with sudo.
+#
+# Environment:
+#   EDGERAZOR_VENV         where the Python environment lives (default
+#                          ~/.cache/edgerazor/venv-torch-<version>-py<X.Y>; .venv links to it)
+#   EDGERAZOR_TORCH_PREFIX use this LibTorch instead of the wheel (an unpacked official libtorch
+#                          zip, CPU or CUDA); no Python environment is created
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/torch_pin.sh
 
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
-  libtorch-dev libgloo-dev libopenblas0-openmp
   libyaml-cpp-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
   libsentencepiece-dev libpcre2-dev libicu-dev
   libgtest-dev libgmock-dev sentencepiece
+  # Headers only: c10d's ProcessGroupGloo.hpp includes <gloo/...> and the wheel ships none.
+  # Nothing links Debian's libgloo (the wheel's libtorch_cpu carries its own Gloo); see
+  # src/distributed/gloo_backend.cpp for why only pointer-typed Gloo members cross that header.
+  libgloo-dev
 )
 
 SUDO=""
@@ -22,33 +37,43 @@ for package in "${PACKAGES[@]}"; do
     missing+=("$package")
   fi
 done
-# Node runs the reference implementations some tests compare with (llama.cpp via node-llama-cpp,
-# Hugging Face tokenizers/jinja); the tests install those npm packages on first use.
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  missing+=(nodejs npm)
+python="$(command -v python3 || true)"
+if [[ -z "$python" ]]; then
+  missing+=(python3 python3-venv)
+elif ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  missing+=(python3-venv)
 fi
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  python="$(command -v python3)"
 fi
 
-# fp32 GEMMs go through the system BLAS. OpenBLAS's pthread build (Debian's default when both are
-# installed) keeps its own thread pool next to LibTorch's OpenMP threads, which spin between
-# parallel regions and take the cores away from it: the fp32 QAD step ran 2x slower
-# (bench/README.md). The OpenMP build shares LibTorch's threads.
-multiarch="$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)"
-for lib in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
-  alternative="$lib-$multiarch"
-  wanted="/usr/lib/$multiarch/openblas-openmp/$lib"
-  current="$(update-alternatives --query "$alternative" 2>/dev/null | sed -n 's/^Value: //p' || true)"
-  if [[ -e "$wanted" && "$current" != "$wanted" ]]; then
-    echo "setup: selecting OpenBLAS (OpenMP) for $lib, system-wide (update-alternatives --set $alternative)"
-    $SUDO update-alternatives --set "$alternative" "$wanted" >/dev/null ||
-      echo "setup: warning: could not select it (no root?); fp32 matmuls may run up to 2x slower" >&2
+if [[ -z "${EDGERAZOR_TORCH_PREFIX:-}" ]]; then
+  py_version="$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+  venv="${EDGERAZOR_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/edgerazor/venv-torch-$EDGERAZOR_TORCH_VERSION-py$py_version}"
+  if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "$EDGERAZOR_TORCH_CHECK" >/dev/null 2>&1; then
+    echo "setup: installing torch==$EDGERAZOR_TORCH_VERSION from PyPI into $venv (about 5 GB, once per machine)"
+    mkdir -p "$(dirname "$venv")"
+    # One installer at a time per machine (two clean clones may run setup at once).
+    (
+      flock 9
+      if ! "$venv/bin/python" -c "$EDGERAZOR_TORCH_CHECK" >/dev/null 2>&1; then
+        rm -rf "$venv"
+        "$python" -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+          "torch==$EDGERAZOR_TORCH_VERSION" "numpy==$EDGERAZOR_NUMPY_VERSION"
+        "$venv/bin/python" -c "$EDGERAZOR_TORCH_CHECK"
+      fi
+    ) 9>"$venv.lock"
   fi
-done
+  # The project's handle on its environment; a real folder there (a user's own) is left alone.
+  if [[ -L .venv || ! -e .venv ]]; then
+    ln -sfn "$venv" .venv
+  fi
+fi
 
 scripts/build.sh
 echo "setup: built into build/ (tools in build/bin/)"

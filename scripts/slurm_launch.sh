@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs one EdgeRazor rank per Slurm task: maps Slurm's variables to the torchrun-style ones that
-# edgerazor::dist reads, then execs the command.
+# edgerazor::distributed reads, then execs the command.
 #
 #   #SBATCH --nodes=2 --ntasks-per-node=8 --gpus-per-node=8
 #   srun scripts/slurm_launch.sh edgerazor-train configs/x.yaml

@@ -10,6 +10,7 @@
 //
 //   edgerazor-bench step --vocab 32000 --dim 512 --layers 8 --heads 8 --kv-heads 8 --ffn 1536 \
 //                        --seq 256 --batch 4 --steps 6 --dtype auto|bf16|fp32 [--threads N]
+//                        [--device cpu|cuda|cuda:N|auto]
 //
 // Student: Llama-shaped, quantization preset w1.58a8kv8 without the kv_cache target (ternary
 // absmean weights block 256 on every Linear and the embedding, A8 absmax block 256 on every
@@ -30,6 +31,11 @@
 // EDGERAZOR_ROW_FUSED_LOSS=0 (the library's general chunked CE + KL path instead of the row-fused
 // kernel),
 // EDGERAZOR_BENCH_CHECKPOINT=1 (gradient checkpointing of the student).
+//
+// On a GPU (--device cuda): the same step with models and batch on the device, the device
+// synchronized before every clock reading, the matmul peak measured on the device, and the GPU
+// memory of the caching allocator reported (peak_gpu_mb: peak of live tensors over the timed
+// steps; reserved_gpu_mb: what the allocator holds); dtype auto = bf16 there.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
@@ -38,6 +44,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/nn/utils/clip_grad.h>
+#include <torch/cuda.h>
 #include <torch/optim/adamw.h>
 
 #include <algorithm>
@@ -65,6 +72,8 @@
 #include "edgerazor/quant/inject.h"
 #include "edgerazor/quant/weight_quantizer.h"
 #include "edgerazor/runtime/caching_allocator.h"
+#include "edgerazor/runtime/device.h"
+#include "edgerazor/runtime/gpu_memory.h"
 #include "edgerazor/runtime/runtime.h"
 #include "edgerazor/train/fused_adamw.h"
 #include "edgerazor/train/step.h"
@@ -72,13 +81,20 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+// GPU work is asynchronous: with a GPU in use, every clock reading waits for the device first.
+bool g_sync_gpu = false;
+double ms_since(Clock::time_point t0) {
+  if (g_sync_gpu) torch::cuda::synchronize();
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
 
 struct StepArgs {
   int64_t vocab = 32000, dim = 512, layers = 8, heads = 8, kv_heads = 8, ffn = 1536, seq = 256, batch = 4;
   int steps = 6, threads = 0;
   std::string dtype = "auto";
+  std::string device = "cpu";
 };
+c10::Device g_device{c10::kCPU};
 
 // ---- machine facts ---------------------------------------------------------------------------
 
@@ -135,6 +151,11 @@ std::string configure_allocator() {
 
 // Peak of live tensor memory since the last call (MiB), then restarts the peak.
 double live_peak_mib() {
+  if (g_device.is_cuda()) {
+    const double peak = edgerazor::runtime::gpu_memory(g_device.index()).peak_allocated_bytes / (1024.0 * 1024.0);
+    edgerazor::runtime::reset_gpu_peak(g_device.index());
+    return peak;
+  }
   const double peak = edgerazor::runtime::cpu_memory_stats().peak_live_bytes / (1024.0 * 1024.0);
   edgerazor::runtime::reset_peak_live_bytes();
   return peak;
@@ -157,7 +178,9 @@ Usage usage_now() {
 // Best GFLOP/s of an n x n x n matmul in `dtype` over `reps` timed rounds of ~0.3 s each.
 double matmul_peak_gflops(at::ScalarType dtype, int64_t n = 2048, int reps = 4) {
   at::NoGradGuard no_grad;
-  const auto a = at::randn({n, n}).to(dtype), b = at::randn({n, n}).to(dtype);
+  if (g_device.is_cuda()) n = 8192;  // a 2048^3 matmul is too short to load a data-centre GPU
+  const auto options = at::TensorOptions().device(g_device).dtype(dtype);
+  const auto a = at::randn({n, n}, options), b = at::randn({n, n}, options);
   auto c = at::mm(a, b);  // warm-up (oneDNN primitive creation, page faults)
   double best = 0.0;
   for (int r = 0; r < reps; ++r) {
@@ -300,7 +323,9 @@ struct Bench {
 
 int run_step(const StepArgs& a) {
   if (a.threads > 0) edgerazor::runtime::set_threads(a.threads);
-  const bool native_bf16 = has_native_bf16();
+  g_device = edgerazor::runtime::resolve_device(a.device, 0, "--device");
+  g_sync_gpu = g_device.is_cuda();
+  const bool native_bf16 = g_device.is_cuda() || has_native_bf16();
   std::string dtype_name = a.dtype;
   if (dtype_name == "auto") dtype_name = native_bf16 ? "bf16" : "fp32";
   const at::ScalarType dtype = dtype_name == "bf16" ? at::kBFloat16 : at::kFloat;
@@ -322,8 +347,8 @@ int run_step(const StepArgs& a) {
     auto src = b.teacher->named_parameters(true);
     for (auto& p : b.student->named_parameters(true)) p.value().copy_(src[p.key()]);
   }
-  b.teacher->to(dtype);
-  b.student->to(dtype);
+  b.teacher->to(g_device, dtype);
+  b.student->to(g_device, dtype);
   b.teacher->eval();
   for (auto& p : b.teacher->parameters()) p.requires_grad_(false);
   b.student->train();
@@ -338,7 +363,7 @@ int run_step(const StepArgs& a) {
   b.params = b.student->parameters();
   b.optimizer = std::make_unique<edgerazor::train::FusedAdamW>(  // the trainer's AdamW (make_adamw)
       b.params, torch::optim::AdamWOptions(2e-5).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.01));
-  b.input_ids = at::randint(0, a.vocab, {a.batch, a.seq}, at::kLong);
+  b.input_ids = at::randint(0, a.vocab, {a.batch, a.seq}, at::kLong).to(g_device);
   b.labels = b.input_ids.clone();  // the objective shifts them (logits at t predict t + 1)
 
   const int64_t tokens = a.batch * a.seq;
@@ -347,7 +372,7 @@ int run_step(const StepArgs& a) {
   const double setup_rss = status_mib("VmRSS:");
   std::vector<double> step_ms, sys_ms, faults;
   std::vector<std::vector<double>> phases(kNumPhases);
-  double last_loss = 0.0, last_live[kNumPhases] = {};
+  double last_loss = 0.0, last_live[kNumPhases] = {}, peak_gpu = 0.0;
   for (int i = 0; i < a.steps; ++i) {
     double phase_ms[kNumPhases] = {}, phase_live[kNumPhases] = {};
     const bool traced = trace && *trace && i == a.steps - 1;
@@ -357,6 +382,8 @@ int run_step(const StepArgs& a) {
     const auto t0 = Clock::now();
     last_loss = b.step(phase_ms, phase_live);
     for (int p = 0; p < kNumPhases; ++p) last_live[p] = phase_live[p];
+    if (i > 0 || a.steps == 1)
+      for (int p = 0; p < kNumPhases; ++p) peak_gpu = std::max(peak_gpu, phase_live[p]);
     const double ms = ms_since(t0);
     const Usage u1 = usage_now();
     profile.reset();
@@ -399,6 +426,11 @@ int run_step(const StepArgs& a) {
   j["native_bf16"] = native_bf16;
   j["threads"] = at::get_num_threads();
   j["cpu"] = cpu_model();
+  j["device"] = g_device.str();
+  if (g_device.is_cuda()) {
+    j["peak_gpu_mb"] = peak_gpu;
+    j["reserved_gpu_mb"] = edgerazor::runtime::gpu_memory(g_device.index()).reserved_bytes / (1024.0 * 1024.0);
+  }
   j["config"] = {{"vocab", a.vocab}, {"dim", a.dim},       {"layers", a.layers}, {"heads", a.heads},
                  {"kv_heads", a.kv_heads}, {"ffn", a.ffn}, {"seq", a.seq},       {"batch", a.batch},
                  {"steps", a.steps}};
@@ -447,6 +479,7 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"auto", "bf16", "fp32"}))
         ->capture_default_str();
     step->add_option("--threads", a.threads, "intra-op threads (default: all cores)");
+    step->add_option("--device", a.device, "cpu | cuda | cuda:N | auto")->capture_default_str();
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "edgerazor/runtime/device.h"
 #include "edgerazor/config/quant_presets.h"
 #include "edgerazor/core/cli.h"
 #include "tool_flags.h"
@@ -26,7 +27,7 @@
 
 int main(int argc, char** argv) {
   return edgerazor::cli::run("edgerazor-eval", [&] {
-    std::string model_dir, text_file, tokens_file, dtype = "float32", device = "cpu";
+    std::string model_dir, text_file, tokens_file, dtype = "float32", device = "auto";
     int64_t seq_len = 0, max_tokens = 0, batch_size = 4;
     bool no_bos = false, quiet = false;
     int threads = 0;
@@ -41,7 +42,7 @@ int main(int argc, char** argv) {
     app.add_flag("--no-bos", no_bos, "do not start windows with BOS");
     app.add_flag("--quiet", quiet, "no progress bar");
     app.add_option("--dtype", dtype, "float32 or bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}));
-    app.add_option("--device", device, "cpu or cuda");
+    app.add_option("--device", device, "cpu, cuda, cuda:N or auto (a GPU when one is visible)")->capture_default_str();
     app.add_option("--threads", threads, "intra-op threads (default: all cores)");
     std::string quant;
     app.add_option("--quant", quant, "post-training quantize first (PTQ baseline): a preset name or a quantization YAML");
@@ -52,7 +53,7 @@ int main(int argc, char** argv) {
 
     edgerazor::io::LoadOptions lo;
     lo.dtype = dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
-    lo.device = at::Device(device);
+    lo.device = edgerazor::runtime::resolve_device(device, 0, "--device");
     auto model = edgerazor::io::load_pretrained(model_dir, lo);
     if (!quant.empty()) {
       const auto report = edgerazor::quant::quantize_for_inference(*model, edgerazor::config::quant_config_from_arg(quant));

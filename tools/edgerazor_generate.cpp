@@ -21,6 +21,7 @@
 #include <set>
 #include <sstream>
 
+#include "edgerazor/runtime/device.h"
 #include "edgerazor/config/quant_presets.h"
 #include "edgerazor/core/cli.h"
 #include "tool_flags.h"
@@ -38,7 +39,7 @@ using edgerazor::ConfigError;
 using nlohmann::json;
 
 struct Args {
-  std::string model_dir, prompt, prompt_ids, prompts_file, out_file, dtype = "float32", device = "cpu";
+  std::string model_dir, prompt, prompt_ids, prompts_file, out_file, dtype = "float32", device = "auto";
   std::string quant, system_prompt;
   bool chat = false;
   int64_t max_new_tokens = 128;
@@ -201,7 +202,7 @@ int main(int argc, char** argv) {
     app.add_flag("--print-ids", a.print_ids, "print the generated token ids instead of text");
     app.add_flag("--no-bos", a.no_bos, "do not prepend BOS to text prompts");
     app.add_option("--dtype", a.dtype, "float32 or bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}));
-    app.add_option("--device", a.device, "cpu or cuda");
+    app.add_option("--device", a.device, "cpu, cuda, cuda:N or auto (a GPU when one is visible)")->capture_default_str();
     app.add_option("--threads", a.threads, "intra-op threads (default: all cores)");
     app.add_option("--quant", a.quant, "post-training quantize first: a preset name or a quantization YAML");
     app.add_flag("--chat", a.chat, "wrap each prompt as a user turn with the model's chat template");
@@ -217,7 +218,7 @@ int main(int argc, char** argv) {
     Session s;
     edgerazor::io::LoadOptions lo;
     lo.dtype = a.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
-    lo.device = at::Device(a.device);
+    lo.device = edgerazor::runtime::resolve_device(a.device, 0, "--device");
     s.model = edgerazor::io::load_pretrained(a.model_dir, lo);
     if (!a.quant.empty()) {
       const auto report = edgerazor::quant::quantize_for_inference(*s.model, edgerazor::config::quant_config_from_arg(a.quant));

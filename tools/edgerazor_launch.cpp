@@ -12,13 +12,13 @@
 #include "edgerazor/core/cli.h"
 #include "tool_flags.h"
 #include "edgerazor/core/error.h"
-#include "edgerazor/dist/launch.h"
+#include "edgerazor/distributed/launch.h"
 
 int main(int argc, char** argv) {
   return edgerazor::cli::run("edgerazor-launch", [&] {
     int nproc = 1;
     double timeout_s = 0;
-    edgerazor::dist::LaunchOptions options;
+    edgerazor::distributed::LaunchOptions options;
     CLI::App app{"edgerazor-launch: run a command as N data-parallel ranks on this node"};
     app.add_option("--nproc-per-node", nproc, "processes to start on this node")->check(CLI::PositiveNumber);
     app.add_option("--nnodes", options.nnodes, "nodes in the job")->check(CLI::PositiveNumber);
@@ -36,6 +36,6 @@ int main(int argc, char** argv) {
     if (!command.empty() && command.front() == "--") command.erase(command.begin());
     if (command.empty()) throw edgerazor::ConfigError("", 0, 0, "", "no command given (edgerazor-launch [options] -- CMD ARGS...)");
     if (timeout_s > 0) options.extra_env["EDGERAZOR_DIST_TIMEOUT"] = std::to_string(timeout_s);
-    return edgerazor::dist::launch_local(nproc, command, options);
+    return edgerazor::distributed::launch_local(nproc, command, options);
   });
 }

@@ -4,8 +4,8 @@
 //                          [--nproc-per-node N]
 //
 // Data-parallel: --nproc-per-node N (default: distributed.nproc_per_node) re-executes this tool
-// as N ranks on this machine (dist::relaunch_as_workers); a process started by a launcher (RANK,
-// WORLD_SIZE, ... set) joins the job through dist::make_gradient_sync and plugs it into the
+// as N ranks on this machine (distributed::relaunch_as_workers); a process started by a launcher (RANK,
+// WORLD_SIZE, ... set) joins the job through distributed::make_gradient_sync and plugs it into the
 // trainer as its train::GradientSync (rank 0 alone writes checkpoints, metrics and the summary).
 //
 // --check validates the config (files included) and prints it fully resolved (presets expanded,
@@ -24,14 +24,14 @@
 #include "edgerazor/core/cli.h"
 #include "tool_flags.h"
 #include "edgerazor/core/error.h"
-#include "edgerazor/dist/launch.h"
-#include "edgerazor/dist/trainer_sync.h"
+#include "edgerazor/distributed/launch.h"
+#include "edgerazor/distributed/trainer_sync.h"
 #include "edgerazor/runtime/runtime.h"
 #include "edgerazor/train/trainer.h"
 
 int main(int argc, char** argv) {
   return edgerazor::cli::run("edgerazor-train", [&] {
-    std::string config_path;
+    std::string config_path, device;
     std::vector<std::string> sets;
     bool check = false, resume = false, quiet = false;
     int threads = 0, nproc_per_node = 0;
@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
     app.add_flag("--resume", resume, "continue from the newest complete checkpoint of the run folder");
     app.add_option("--threads", threads, "intra-op threads (default: all cores)")->check(CLI::PositiveNumber);
     app.add_flag("--quiet", quiet, "no progress lines");
+    app.add_option("--device", device, "cpu, cuda (cuda:LOCAL_RANK per rank), cuda:N or auto (same as --set train.device=...)");
     app.add_option("--nproc-per-node", nproc_per_node, "data-parallel ranks to launch here (default: distributed.nproc_per_node)")
         ->check(CLI::PositiveNumber);
     if (auto done = edgerazor::cli::parse_flags(app, argc, argv)) return *done;
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
 
     std::vector<edgerazor::config::Override> overrides;
     for (const auto& s : sets) overrides.push_back(edgerazor::config::parse_override(s));
+    if (!device.empty()) overrides.push_back(edgerazor::config::parse_override("train.device=" + device));
     const auto config = edgerazor::config::load_train_config(config_path, overrides);
     if (check) {
       std::cout << "# " << config_path << ": valid; resolved config:\n" << edgerazor::config::to_yaml(config);
@@ -57,12 +59,12 @@ int main(int argc, char** argv) {
     }
 
     const int nproc = nproc_per_node > 0 ? nproc_per_node : static_cast<int>(config.distributed.nproc_per_node);
-    if (const auto code = edgerazor::dist::relaunch_as_workers(nproc, argc, argv)) return *code;  // the launcher
+    if (const auto code = edgerazor::distributed::relaunch_as_workers(nproc, argc, argv)) return *code;  // the launcher
     auto run_config = config;
     edgerazor::train::TrainerOptions options;
     options.resume = resume;
     options.quiet = quiet;
-    const auto sync = edgerazor::dist::make_gradient_sync(config.distributed.backend, config.train.device);
+    const auto sync = edgerazor::distributed::make_gradient_sync(config.distributed.backend, config.train.device);
     if (sync) {  // one rank of a data-parallel job
       options.gradient_sync = sync;
       run_config.train.device = sync->device();  // cuda:LOCAL_RANK on GPUs

@@ -416,10 +416,10 @@ void check(const TrainConfig& c, const Locations& loc, bool check_files) {
   if (!(t.max_grad_norm >= 0)) loc.fail("train.max_grad_norm", "must be >= 0 (0 disables clipping)");
   if (!one_of(t.precision, {"auto", "bf16", "fp32"}))
     loc.fail("train.precision", "must be auto, bf16 or fp32, got '" + t.precision + "'");
-  const bool cuda_n = t.device.rfind("cuda:", 0) == 0 && t.device.size() > 5 &&
+  const bool cuda_n = t.device.rfind("cuda:", 0) == 0 && t.device.size() > 5 && t.device.size() <= 9 &&
                       std::all_of(t.device.begin() + 5, t.device.end(), [](unsigned char ch) { return std::isdigit(ch); });
-  if (!one_of(t.device, {"cpu", "cuda"}) && !cuda_n)
-    loc.fail("train.device", "must be cpu, cuda or cuda:N, got '" + t.device + "'");
+  if (!one_of(t.device, {"cpu", "cuda", "auto"}) && !cuda_n)
+    loc.fail("train.device", "must be cpu, cuda, cuda:N or auto, got '" + t.device + "'");
   if (t.log_interval < 1) loc.fail("train.log_interval", "must be >= 1");
   if (t.eval_interval < 0) loc.fail("train.eval_interval", "must be >= 0");
   if (t.eval_batches < 1) loc.fail("train.eval_batches", "must be >= 1");

@@ -1,10 +1,10 @@
 // Hidden-state MSE / LAFD and attention / KV-relation KL modules (spec §4, §5).
 // Legend: B batch, T tokens, C hidden, L layers, H heads, D head dim.
 #include "edgerazor/distill/feature_loss.h"
+#include "edgerazor/core/log.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
@@ -41,9 +41,9 @@ std::vector<int64_t> fixed_layers(const DistillLossOptions& o, int64_t n_student
   }
   const int64_t asked = static_cast<int64_t>(o.layer_index.size());
   if (static_cast<int64_t>(out.size()) < asked)
-    spdlog::warn("distill: loss '{}': {} of {} layer_index entries are outside the {} available "
-                 "entries and are skipped", o.name, asked - static_cast<int64_t>(out.size()), asked,
-                 std::min(n_student, n_teacher));
+    log_warning("distill: loss '" + o.name + "': " + std::to_string(asked - static_cast<int64_t>(out.size())) +
+                " of " + std::to_string(asked) + " layer_index entries are outside the " +
+                std::to_string(std::min(n_student, n_teacher)) + " available entries and are skipped");
   return out;
 }
 
@@ -58,7 +58,7 @@ LossOutput finish(const DistillLossOptions& o, const std::vector<at::Tensor>& va
                   const std::vector<int64_t>& layers) {
   LossOutput out;
   if (values.empty()) {
-    spdlog::warn("distill: loss '{}' has no usable layer and is skipped", o.name);
+    log_warning("distill: loss '" + o.name + "' has no usable layer and is skipped");
     return out;
   }
   out.total = values[0];
@@ -150,8 +150,9 @@ LossOutput RelationDistillLossImpl::reduce_layers(const std::vector<at::Tensor>&
     const auto& s = student_maps[j];
     const auto t = group_teacher_heads(teacher_maps[j].detach(), s.size(1));
     if (!t.defined()) {
-      spdlog::warn("distill: loss '{}': layer {} teacher heads {} do not group onto {} student "
-                   "heads; skipped", options.name, j, teacher_maps[j].size(1), s.size(1));
+      log_warning("distill: loss '" + options.name + "': layer " + std::to_string(j) + " teacher heads " +
+                  std::to_string(teacher_maps[j].size(1)) + " do not group onto " + std::to_string(s.size(1)) +
+                  " student heads; skipped");
       continue;
     }
     const auto fwd = [&] { return reduce_rows_4d(kl_per_row_4d(s, t), mask, options.reduction); };

@@ -1,11 +1,11 @@
 // GGUF export from exact codes (rules in the header).
 #include "edgerazor/export/gguf_export.h"
+#include "edgerazor/core/log.h"
 
 #include <ATen/ATen.h>
 
 #include <cstring>
 #include <filesystem>
-#include <spdlog/spdlog.h>
 
 #include "edgerazor/config/quant_config.h"
 #include "edgerazor/core/error.h"
@@ -203,7 +203,7 @@ GgufExportResult write_gguf(const QuantizedModel& model, const std::string& path
   }
   for (auto& [gname, gtype, shape, bytes] : tensors) w.add_tensor(gname, gtype, shape, std::move(bytes));
   result.sizes.file_bytes = w.write(path);
-  for (const auto& warning : result.warnings) spdlog::warn("{}", warning);
+  for (const auto& warning : result.warnings) log_warning(warning);
   return result;
 }
 

@@ -1,5 +1,6 @@
 // Export sources: run directory / checkpoint / HF folder resolution, and the exact quantized form.
 #include "edgerazor/export/quantized_model.h"
+#include "edgerazor/core/log.h"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/grad_mode.h>
@@ -9,7 +10,6 @@
 #include <fstream>
 #include <map>
 #include <regex>
-#include <spdlog/spdlog.h>
 
 #include "edgerazor/config/quant_functions.h"
 #include "edgerazor/config/quant_presets.h"
@@ -81,7 +81,7 @@ ResolvedSource resolve_source(const ExportSourceOptions& o) {
     dir = src;
     r.kind = fs::exists(src / kQuantYaml) ? "checkpoint" : "hf";
     if (r.kind == "checkpoint" && !fs::exists(src / "DONE"))
-      spdlog::warn("{} has no DONE marker: the checkpoint may be incomplete", src.string());
+      log_warning(src.string() + " has no DONE marker: the checkpoint may be incomplete");
   }
   if (!fs::exists(dir / "config.json")) throw FormatError((dir / "config.json").string(), "missing: not a model folder");
   r.model_dir = dir.string();
@@ -132,7 +132,7 @@ QuantizedModel quantize_for_export(model::CausalLM model, std::optional<config::
       const auto& names = quantizer->options.parameter_names();
       if (std::find(names.begin(), names.end(), param_name) != names.end()) {
         if (quantizer->options.settings().is_w_quantized)
-          spdlog::warn("{}: is_w_quantized is set; the stored weights are quantized again from their values", name);
+          log_warning(name + ": is_w_quantized is set; the stored weights are quantized again from their values");
         t.quantized = true;
         t.q = quantizer->quantize(param.detach());
       }
@@ -169,9 +169,9 @@ QuantizedModel load_quantized_model(const ExportSourceOptions& options) {
     how = "its quantization.yaml";
   }
   if (qc && !src.quant_config_file.empty() && (!options.preset.empty() || !options.config_file.empty()))
-    spdlog::warn("{} was trained with {}; quantizing with {} instead", src.model_dir, src.quant_config_file, how);
+    log_warning(src.model_dir + " was trained with " + src.quant_config_file + "; quantizing with " + how + " instead");
   if (src.kind == "run" && !qc)
-    spdlog::warn("checkpoint {} has no quantization.yaml (the run quantized nothing): exporting it unquantized", src.model_dir);
+    log_warning("checkpoint " + src.model_dir + " has no quantization.yaml (the run quantized nothing): exporting it unquantized");
 
   io::LoadOptions lo;
   lo.dtype = options.dtype;

@@ -1,10 +1,10 @@
 #include "edgerazor/runtime/runtime.h"
+#include "edgerazor/core/log.h"
 
 #include <c10/util/Exception.h>
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
 #include <malloc.h>
-#include <spdlog/spdlog.h>
 #include <sched.h>
 
 #include <cstdlib>
@@ -56,7 +56,7 @@ void check_blas_threading() {
   using GetParallel = int (*)();
   const auto get_parallel = reinterpret_cast<GetParallel>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
   if (get_parallel != nullptr && get_parallel() == 1 && at::get_num_threads() > 1)
-    spdlog::warn(
+    log_warning(
         "the system BLAS is OpenBLAS built with pthreads; its threads compete with LibTorch's OpenMP "
         "threads and fp32 matmuls run up to 2x slower. Install libopenblas0-openmp and select it "
         "(scripts/setup.sh does), or set OMP_WAIT_POLICY=PASSIVE");

@@ -104,9 +104,13 @@ StepBatch to_tensors(const data::Batch& batch, const at::Device& device) {
       batch.labels.size() != static_cast<size_t>(B * T))
     throw std::runtime_error("data batch of " + std::to_string(B) + "x" + std::to_string(T) +
                              " rows does not match its arrays");
+  // To a GPU through pinned (page-locked) host memory, so the copy is a DMA that overlaps the
+  // host's work; the caching host allocator keeps the pinned buffer until the copy has run.
+  const bool gpu = device.is_cuda();
   const auto wrap = [&](const std::vector<int64_t>& v) {
-    return at::from_blob(const_cast<int64_t*>(v.data()), {B, T}, at::kLong).to(device, /*non_blocking=*/false,
-                                                                               /*copy=*/true);
+    const at::Tensor host = at::from_blob(const_cast<int64_t*>(v.data()), {B, T}, at::kLong);
+    if (gpu) return host.pin_memory().to(device, /*non_blocking=*/true);
+    return host.clone();
   };
   StepBatch out;
   out.input_ids = wrap(batch.input_ids);

@@ -21,6 +21,8 @@
 #include "edgerazor/model/transformer.h"
 #include "edgerazor/quant/inject.h"
 #include "edgerazor/runtime/caching_allocator.h"
+#include "edgerazor/runtime/device.h"
+#include "edgerazor/runtime/gpu_memory.h"
 #include "edgerazor/train/checkpoint.h"
 #include "edgerazor/train/metrics.h"
 #include "edgerazor/train/step.h"
@@ -141,12 +143,14 @@ void Trainer::setup() {
   config::validate(cfg);
 
   // ---- device and precision ----
-  if (t.device.rfind("cuda", 0) == 0) {
-    if (!torch::cuda::is_available())
-      throw ConfigError(cfg.source, 0, 0, "train.device", "'" + t.device + "' requested but this libtorch has no CUDA device");
-    s.device = at::Device(t.device);
+  try {
+    // A rank of a data-parallel job gets its cuda:LOCAL_RANK from the process group (the tool
+    // writes it into train.device); a single process takes GPU 0.
+    s.device = runtime::resolve_device(t.device, 0, "train.device");
+  } catch (const ConfigError& e) {
+    throw ConfigError(cfg.source.empty() ? e.what() : cfg.source + ": " + e.what());
   }
-  s.precision = resolve_precision(t.precision, t.device);
+  s.precision = resolve_precision(t.precision, s.device.str());
   at::manual_seed(cfg.run.seed);
 
   // ---- models ----
@@ -360,6 +364,14 @@ TrainSummary Trainer::train() {
                                    {"tokens", world * static_cast<double>(window_tokens)},
                                    {"tokens_per_s", tps},
                                    {"elapsed_s", s.elapsed_before + session_s}});
+      if (s.device.is_cuda()) {  // this rank's GPU: live tensors, allocator cache, peak since the last log
+        const auto gpu = runtime::gpu_memory(s.device.index());
+        constexpr double kMiB = 1024.0 * 1024.0;
+        values.insert(values.end(), {{"gpu_mem_allocated_mib", gpu.allocated_bytes / kMiB},
+                                     {"gpu_mem_reserved_mib", gpu.reserved_bytes / kMiB},
+                                     {"gpu_mem_peak_mib", gpu.peak_allocated_bytes / kMiB}});
+        runtime::reset_gpu_peak(s.device.index());
+      }
       s.metrics.write("train", s.step, values);
       Scalars shown;  // the terminal gets the main parts; metrics.jsonl gets all (lafd.layer_i, gamma...)
       for (const auto& p : parts)

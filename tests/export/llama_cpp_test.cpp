@@ -1,5 +1,5 @@
-// Our GGUF files in a real llama.cpp (node-llama-cpp's prebuilt CPU runtime, installed on first
-// use into ~/.cache/edgerazor-llama-cpp by tests/export/llama_cpp/ensure_node_llama_cpp.sh):
+// Our GGUF files in a real llama.cpp (llama-cpp-python from PyPI, built once from source into the
+// reference cache by tests/reference/install.sh; tests/reference/run_llama.py drives it):
 //   - the F32 export of stories260K greedy-decodes the 120 tokens of greedy_reference.json;
 //   - the 1.58-bit exports (Q4_0 from ternary codes for stories260K's rows of 64; TQ2_0/TQ1_0 for
 //     a model with rows of 256) decode the same first tokens as our quantized model and give
@@ -18,28 +18,27 @@
 #include "edgerazor/model/generation.h"
 #include "edgerazor/text/bpe_tokenizer.h"
 #include "export_test_util.h"
+#include "fixtures/python_reference.h"
 
 namespace {
 using namespace edgerazor::exporter;
 using namespace export_test;
 using nlohmann::json;
 
-std::string g_cache, g_skip_reason;
+std::string g_python, g_skip_reason;
 
 class LlamaCppTest : public TempDirTest {
  protected:
   static void SetUpTestSuite() {
-    if (!g_cache.empty() || !g_skip_reason.empty()) return;
-    const Result r = run(kSource + "/tests/export/llama_cpp/ensure_node_llama_cpp.sh");
-    if (r.code == 0) g_cache = r.out.substr(0, r.out.find_last_not_of("\n") + 1);
-    else g_skip_reason = "llama.cpp (npm node-llama-cpp) could not be installed: " + r.err;
+    if (!g_python.empty() || !g_skip_reason.empty()) return;
+    if (const auto python = edgerazor_test::reference_python(g_skip_reason)) g_python = *python;
   }
   void SetUp() override {
     TempDirTest::SetUp();
-    if (g_cache.empty()) GTEST_SKIP() << g_skip_reason;
+    if (g_python.empty()) GTEST_SKIP() << g_skip_reason;
   }
   json llama(const std::string& gguf, const std::string& args) {
-    const Result r = run("node " + kSource + "/tests/export/llama_cpp/run_llama.mjs " + g_cache + " " + gguf + " " + args);
+    const Result r = run(g_python + " " + kSource + "/tests/reference/run_llama.py " + gguf + " " + args);
     EXPECT_EQ(r.code, 0) << r.err;
     return r.code == 0 ? json::parse(r.out) : json();
   }

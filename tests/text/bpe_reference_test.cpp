@@ -1,14 +1,14 @@
-// BpeTokenizer against Hugging Face's reference (@huggingface/tokenizers, run in Node by
-// tests/text/reference/hf_reference.mjs) on the real Qwen3 tokenizer: the whole TinyStories and
+// BpeTokenizer against Hugging Face's reference (transformers' AutoTokenizer on the same folder,
+// run by tests/reference/hf_reference.py) on the real Qwen3 tokenizer: the whole TinyStories and
 // Shakespeare files in shared/data, and hand-picked multilingual, emoji, whitespace, digit and
-// special-token strings; decode of arbitrary id sequences too. Skips when npm is unavailable.
+// special-token strings; decode of arbitrary id sequences too.
 #include <fstream>
 #include <sstream>
 
 #include <gtest/gtest.h>
 
 #include "edgerazor/text/bpe_tokenizer.h"
-#include "text/reference/node_reference.h"
+#include "fixtures/python_reference.h"
 
 namespace edgerazor::text {
 namespace {
@@ -74,7 +74,7 @@ TEST(BpeReference, SharedTextFilesMatchIdForId) {
   nlohmann::json request = {{"tokenizer_dir", kQwenDir}, {"encode", nlohmann::json::array()}};
   for (const std::string& f : files) request["encode"].push_back({{"file", f}});
   std::string why;
-  const auto reference = testing::run_node_reference(request, why);
+  const auto reference = edgerazor_test::run_python_reference("hf_reference.py", request, why);
   if (!reference) GTEST_SKIP() << why;
   for (size_t i = 0; i < files.size(); ++i) {
     const std::vector<int32_t> expected = (*reference)["encode"][i].get<std::vector<int32_t>>();
@@ -87,7 +87,7 @@ TEST(BpeReference, MultilingualEmojiWhitespaceDigitsAndSpecialTokens) {
   const std::vector<std::string> texts = tricky_texts();
   nlohmann::json request = {{"tokenizer_dir", kQwenDir}, {"encode", texts}};
   std::string why;
-  const auto reference = testing::run_node_reference(request, why);
+  const auto reference = edgerazor_test::run_python_reference("hf_reference.py", request, why);
   if (!reference) GTEST_SKIP() << why;
   for (size_t i = 0; i < texts.size(); ++i)
     expect_same_ids(qwen().encode(texts[i]), (*reference)["encode"][i].get<std::vector<int32_t>>(),
@@ -107,7 +107,7 @@ TEST(BpeReference, DecodeMatchesIncludingBrokenByteSequences) {
   sequences.push_back({151643, 151644, 151645, 151657, 151667, 151668});
   nlohmann::json request = {{"tokenizer_dir", kQwenDir}, {"decode", sequences}};
   std::string why;
-  const auto reference = testing::run_node_reference(request, why);
+  const auto reference = edgerazor_test::run_python_reference("hf_reference.py", request, why);
   if (!reference) GTEST_SKIP() << why;
   for (size_t i = 0; i < sequences.size(); ++i)
     EXPECT_EQ(qwen().decode(sequences[i]), (*reference)["decode"][i].get<std::string>()) << "sequence " << i;

@@ -1,17 +1,14 @@
-// Chat templates against @huggingface/jinja (run in Node by tests/text/reference/hf_reference.mjs):
-// the real Qwen3 template and the Llama 2, Llama 3 and Llama 3.2 templates, plus other
-// templates from the Hub, over many conversations, compared byte for byte. A case where the
-// reference raises must raise here too. Skips when npm is unavailable.
-// Known deviations of @huggingface/jinja 0.5.11 from Python Jinja (which transformers uses and
-// we follow), kept out of these inputs: str.strip/lstrip/rstrip ignore their `chars` argument,
-// and booleans print as true/false instead of True/False.
+// Chat templates against transformers' own Jinja environment (the one apply_chat_template compiles
+// templates in; run by tests/reference/hf_reference.py): the real Qwen3 template and the Llama 2,
+// Llama 3 and Llama 3.2 templates, plus other templates from the Hub, over many conversations,
+// compared byte for byte. A case where the reference raises must raise here too.
 #include <fstream>
 #include <sstream>
 
 #include <gtest/gtest.h>
 
 #include "edgerazor/text/chat_template.h"
-#include "text/reference/node_reference.h"
+#include "fixtures/python_reference.h"
 
 namespace edgerazor::text {
 namespace {
@@ -41,8 +38,6 @@ std::vector<Json> conversations() {
                     {"assistant", "Arr, fine."}, {"user", "Tell me a joke."}}),
       conversation({{"user", "What is 2+2?"}, {"assistant", "<think>\nEasy.\n</think>\n\n4"}, {"user", "And 3+3?"},
                     {"assistant", "<think>\n3+3 is 6.\n</think>\n\n6"}}),
-      // Leading newlines only: @huggingface/jinja 0.5.11 ignores lstrip's argument (it strips all
-      // whitespace, Python strips only "\n"); chat_template_test pins the Python behaviour.
       conversation({{"user", "  spaced \n\n"}, {"assistant", "\n\nreply with\ttabs  \n"}}),
       conversation({{"system", "Système: répondez en français 🇫🇷"}, {"user", "你好！"}, {"assistant", "你好，有什么可以帮你？"}}),
       conversation({{"user", "Call the tool"}, {"assistant", "Calling."}, {"tool", "{\"temp\": 21}"}, {"tool", "second"},
@@ -118,12 +113,12 @@ std::vector<Case> cases() {
   return out;
 }
 
-TEST(ChatReference, TemplatesRenderByteForByteLikeHuggingFaceJinja) {
+TEST(ChatReference, TemplatesRenderByteForByteLikeTransformersJinja) {
   const std::vector<Case> all = cases();
   Json request = {{"render", Json::array()}};
   for (const Case& c : all) request["render"].push_back({{"template", c.source}, {"context", c.context}});
   std::string why;
-  const auto reference = testing::run_node_reference(request, why);
+  const auto reference = edgerazor_test::run_python_reference("hf_reference.py", request, why);
   if (!reference) GTEST_SKIP() << why;
   int compared = 0, raised = 0;
   for (size_t i = 0; i < all.size(); ++i) {
@@ -163,7 +158,7 @@ TEST(ChatReference, RenderChatUsesTheSameContextAsTransformers) {
                   {"pad_token", "<|endoftext|>"}};
   Json request = {{"render", {{{"template", qwen.source()}, {"context", context}}}}};
   std::string why;
-  const auto reference = testing::run_node_reference(request, why);
+  const auto reference = edgerazor_test::run_python_reference("hf_reference.py", request, why);
   if (!reference) GTEST_SKIP() << why;
   EXPECT_EQ(render_chat(qwen, messages, false).text, (*reference)["render"][0].get<std::string>());
 }

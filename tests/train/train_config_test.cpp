@@ -168,7 +168,7 @@ TEST(TrainConfig, BadConfigsNameFileLineAndKey) {
       {"unknown schedule", base_yaml("  lr_scheduler: cosin\n"), {"train.lr_scheduler: unknown schedule 'cosin'", "cosine_with_min_lr"}},
       {"two warmups", base_yaml("  warmup_steps: 5\n  warmup_ratio: 0.1\n"), {"bad.yaml:20:17: train.warmup_ratio: give warmup_steps or warmup_ratio, not both"}},
       {"precision", base_yaml("  precision: fp16\n"), {"train.precision: must be auto, bf16 or fp32, got 'fp16'"}},
-      {"device", base_yaml("  device: tpu\n"), {"train.device: must be cpu, cuda or cuda:N"}},
+      {"device", base_yaml("  device: tpu\n"), {"train.device: must be cpu, cuda, cuda:N or auto"}},
       {"zero batch", base_yaml("  micro_batch_size: 0\n"), {"train.micro_batch_size: must be >= 1"}},
       {"min_lr without its schedule", base_yaml("  min_lr: 1e-6\n"), {"train.min_lr: only cosine_with_min_lr uses min_lr"}},
       {"eval without eval data", base_yaml("  eval_interval: 5\n"), {"train.eval_interval: evaluation needs data.eval_sources"}},

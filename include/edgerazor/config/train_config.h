@@ -66,7 +66,7 @@ struct TrainSection {
   double max_grad_norm = 1.0;       // global L2 clip; 0 disables
   std::string precision = "auto";   // auto | bf16 | fp32 (auto: bf16 only with native bf16)
   bool gradient_checkpointing = false;  // per decoder layer (student)
-  std::string device = "cpu";       // cpu | cuda | cuda:N (cuda needs a CUDA build of libtorch)
+  std::string device = "auto";      // cpu | cuda (cuda:LOCAL_RANK) | cuda:N | auto (cuda when a GPU is visible)
   int64_t log_interval = 1;         // optimizer steps between progress lines / metrics records
   int64_t eval_interval = 0;        // optimizer steps between evaluations; 0 = start and end only
   int64_t eval_batches = 8;         // micro-batches of the held-out data per evaluation

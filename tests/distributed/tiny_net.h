@@ -13,7 +13,7 @@
 #include <functional>
 #include <vector>
 
-namespace edgerazor::dist::testing {
+namespace edgerazor::distributed::testing {
 
 struct TinyNetImpl : torch::nn::Module {
   TinyNetImpl()
@@ -65,4 +65,4 @@ inline at::Tensor flat_parameters(TinyNet& net) {
   return at::cat(parts);
 }
 
-}  // namespace edgerazor::dist::testing
+}  // namespace edgerazor::distributed::testing

@@ -1,4 +1,4 @@
-// The worker side of the distributed tests: test_dist re-executes itself with
+// The worker side of the distributed tests: test_distributed re-executes itself with
 // EDGERAZOR_DIST_TEST_WORKER=<scenario> (plus RANK/WORLD_SIZE/... from the launcher or the test),
 // and this static initializer runs the scenario and exits before GoogleTest starts.
 //
@@ -13,7 +13,7 @@
 //   bench        not a test: all_reduce bandwidth and per-step sync overhead (README numbers)
 #pragma once
 
-namespace edgerazor::dist::testing {
+namespace edgerazor::distributed::testing {
 // Name of the variable that selects a scenario.
 inline constexpr const char* kWorkerVar = "EDGERAZOR_DIST_TEST_WORKER";
-}  // namespace edgerazor::dist::testing
+}  // namespace edgerazor::distributed::testing

@@ -1,5 +1,5 @@
-// Implements: dist_env_from / read_dist_env / describe (see edgerazor/dist/dist_env.h).
-#include "edgerazor/dist/dist_env.h"
+// Implements: dist_env_from / read_dist_env / describe (see edgerazor/distributed/dist_env.h).
+#include "edgerazor/distributed/dist_env.h"
 
 #include <cerrno>
 #include <cstdlib>
@@ -9,7 +9,7 @@
 
 extern char** environ;
 
-namespace edgerazor::dist {
+namespace edgerazor::distributed {
 namespace {
 
 const char* lookup(const std::map<std::string, std::string>& env, const std::string& key) {
@@ -90,4 +90,4 @@ std::string describe(const DistEnv& env) {
          env.master_addr + ":" + std::to_string(env.master_port) + ")";
 }
 
-}  // namespace edgerazor::dist
+}  // namespace edgerazor::distributed

@@ -17,7 +17,7 @@
 // one that has a gradient on some ranks only gets the average with zeros for the others.
 //
 // Use (every rank, same parameter order):
-//   dist::GradientSynchronizer sync(group, model->parameters());
+//   distributed::GradientSynchronizer sync(group, model->parameters());
 //   sync.broadcast_parameters();            // once, before training: rank 0's weights everywhere
 //   loop: zero_grad; [sync.prepare_backward() before the last micro-batch's backward]
 //         backward(s); sync.synchronize();  // grads now averaged; then clip and step
@@ -30,9 +30,9 @@
 #include <memory>
 #include <vector>
 
-#include "edgerazor/dist/process_group.h"
+#include "edgerazor/distributed/process_group.h"
 
-namespace edgerazor::dist {
+namespace edgerazor::distributed {
 
 struct GradSyncOptions {
   TORCH_ARG(int64_t, bucket_bytes) = 25 * 1024 * 1024;  // gradient bytes per all_reduce
@@ -77,4 +77,4 @@ class GradientSynchronizer {
 void broadcast_tensors(ProcessGroup& group, const std::vector<at::Tensor>& tensors, int root = 0,
                        int64_t bucket_bytes = 25 * 1024 * 1024);
 
-}  // namespace edgerazor::dist
+}  // namespace edgerazor::distributed

@@ -1,13 +1,14 @@
-// Implements: ProcessGroup and PendingCollective over c10d (see edgerazor/dist/process_group.h).
+// Implements: ProcessGroup and PendingCollective over c10d (see edgerazor/distributed/process_group.h).
 //
 // One TCPStore (rank 0 serves it) carries the rendezvous, rank0_only's status messages and the
 // exit handshake; one c10d process group (Gloo or NCCL) carries the tensors. The c10d class
 // hierarchy moved between LibTorch 1.13 (ProcessGroupGloo : ProcessGroup) and 2.x
 // (ProcessGroupGloo : Backend); we hold the concrete backend through the common base.
-#include "edgerazor/dist/process_group.h"
+#include "edgerazor/distributed/process_group.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
+#include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/version.h>
 
@@ -43,8 +44,9 @@
 #include <thread>
 
 #include "edgerazor/core/error.h"
+#include "edgerazor/runtime/device.h"
 
-namespace edgerazor::dist {
+namespace edgerazor::distributed {
 namespace {
 
 #if TORCH_VERSION_MAJOR >= 2
@@ -195,19 +197,17 @@ namespace {
 
 void resolve_device(ProcessGroup::State& s, const ProcessGroupOptions& options) {
   const std::string& d = options.device();
-  if (d == "cpu") {
+  if (!runtime::is_device_spec(d))
+    throw ConfigError("distributed device '" + d + "': expected cpu, cuda, cuda:N or auto");
+  // Only the spelling is checked here: whether that GPU exists is for CUDA and NCCL to say when
+  // the backend starts (their own errors, which name the device and the driver).
+  const bool gpu = d == "cuda" || d.rfind("cuda:", 0) == 0 || (d == "auto" && runtime::cuda_device_count() > 0);
+  if (!gpu)
     s.dev = at::Device(at::kCPU);
-  } else if (d == "cuda") {
+  else if (d.rfind("cuda:", 0) == 0)
+    s.dev = at::Device(d);
+  else
     s.dev = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(s.env.local_rank));
-  } else if (d.rfind("cuda:", 0) == 0) {
-    try {
-      s.dev = at::Device(d);
-    } catch (const std::exception&) {
-      throw ConfigError("distributed device '" + d + "': expected cpu, cuda or cuda:N");
-    }
-  } else {
-    throw ConfigError("distributed device '" + d + "': expected cpu, cuda or cuda:N");
-  }
   s.device = s.dev.str();
 }
 
@@ -326,6 +326,27 @@ ProcessGroup::ProcessGroup(const DistEnv& env, const ProcessGroupOptions& option
     throw DistributedError("creating the " + s.backend + " process group failed on " + describe(env) +
                            " (timeout " + seconds_text(s.timeout_s) + "): " + message_of(std::current_exception()) +
                            ". Another rank probably exited during start-up: see its output.");
+  }
+}
+
+void probe_backend(const std::string& backend, const std::string& device) {
+  ProcessGroup::State s;
+  s.timeout_s = 60;
+  s.timeout = std::chrono::milliseconds(60000);
+  resolve_device(s, ProcessGroupOptions().device(device));
+  resolve_backend(s, ProcessGroupOptions().backend(backend));
+  s.store = c10::make_intrusive<c10d::HashStore>();
+  try {
+    if (s.backend == "nccl")
+      create_nccl(s);
+    else
+      create_gloo(s);
+    std::vector<at::Tensor> tensors{at::ones({4}, at::TensorOptions().device(s.dev))};
+    s.group->allreduce(tensors, c10d::AllreduceOptions())->wait(s.timeout);
+    if (tensors[0].sum().item<double>() != 4.0) throw std::runtime_error("all_reduce over one rank changed the values");
+  } catch (...) {
+    throw DistributedError("the " + s.backend + " backend (compiled in) could not start on " + s.device + ": " +
+                           message_of(std::current_exception()));
   }
 }
 
@@ -479,4 +500,4 @@ void ProcessGroup::rank0_only(const std::string& what, const std::function<void(
   }
 }
 
-}  // namespace edgerazor::dist
+}  // namespace edgerazor::distributed

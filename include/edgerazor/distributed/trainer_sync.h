@@ -3,7 +3,7 @@
 // make_gradient_sync, which builds it from the environment (null for a single process).
 //
 //   // edgerazor-train, after relaunch_as_workers() (launch.h) returned nullopt:
-//   auto sync = dist::make_gradient_sync(cfg.distributed.backend, cfg.train.device);
+//   auto sync = distributed::make_gradient_sync(cfg.distributed.backend, cfg.train.device);
 //   options.gradient_sync = sync;          // null when WORLD_SIZE is unset or 1
 //
 // The first synchronize() builds the buckets for the parameter list it is given (and rebuilds
@@ -17,11 +17,11 @@
 #include <string>
 #include <vector>
 
-#include "edgerazor/dist/grad_sync.h"
-#include "edgerazor/dist/process_group.h"
+#include "edgerazor/distributed/grad_sync.h"
+#include "edgerazor/distributed/process_group.h"
 #include "edgerazor/train/grad_sync.h"
 
-namespace edgerazor::dist {
+namespace edgerazor::distributed {
 
 class C10dGradientSync : public train::GradientSync {
  public:
@@ -58,4 +58,4 @@ std::shared_ptr<C10dGradientSync> make_gradient_sync(const std::string& backend 
                                                      const std::string& device = "cpu", double timeout_s = 0,
                                                      const GradSyncOptions& options = {});
 
-}  // namespace edgerazor::dist
+}  // namespace edgerazor::distributed

@@ -1,6 +1,6 @@
 // Implements: launch_local, pick_free_port, self_executable, remove_option
-// (see edgerazor/dist/launch.h). POSIX: fork/execvpe, pipes, poll, a self-pipe for signals.
-#include "edgerazor/dist/launch.h"
+// (see edgerazor/distributed/launch.h). POSIX: fork/execvpe, pipes, poll, a self-pipe for signals.
+#include "edgerazor/distributed/launch.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -23,7 +23,7 @@
 
 extern char** environ;
 
-namespace edgerazor::dist {
+namespace edgerazor::distributed {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -385,4 +385,4 @@ int launch_local(int nproc, const std::vector<std::string>& argv, const LaunchOp
   return first_failure;
 }
 
-}  // namespace edgerazor::dist
+}  // namespace edgerazor::distributed

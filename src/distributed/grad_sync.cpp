@@ -1,5 +1,5 @@
-// Implements: GradientSynchronizer and broadcast_tensors (see edgerazor/dist/grad_sync.h).
-#include "edgerazor/dist/grad_sync.h"
+// Implements: GradientSynchronizer and broadcast_tensors (see edgerazor/distributed/grad_sync.h).
+#include "edgerazor/distributed/grad_sync.h"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/function.h>
@@ -11,7 +11,7 @@
 #include <string>
 #include <utility>
 
-namespace edgerazor::dist {
+namespace edgerazor::distributed {
 namespace {
 
 struct GroupKey {
@@ -71,7 +71,8 @@ struct GradientSynchronizer::State {
   std::mutex mutex;                // hooks may run on autograd worker threads
   bool armed = false;
   size_t next_launch = 0;          // buckets launch strictly in index order (same on all ranks)
-  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+  // shared_ptr<Node> up to some 2.x release, intrusive_ptr<Node> in newer ones: whatever it returns.
+  std::vector<decltype(torch::autograd::impl::grad_accumulator(std::declval<at::Tensor>()))> accumulators;
   std::vector<uintptr_t> hook_keys;
   GradSyncStats stats;
 
@@ -300,4 +301,4 @@ void broadcast_tensors(ProcessGroup& group, const std::vector<at::Tensor>& tenso
   }
 }
 
-}  // namespace edgerazor::dist
+}  // namespace edgerazor::distributed

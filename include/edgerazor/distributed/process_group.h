@@ -22,15 +22,15 @@
 #include <string>
 #include <vector>
 
-#include "edgerazor/dist/dist_env.h"
+#include "edgerazor/distributed/dist_env.h"
 
-namespace edgerazor::dist {
+namespace edgerazor::distributed {
 
 constexpr double kDefaultTimeoutSeconds = 600;
 
 struct ProcessGroupOptions {
   TORCH_ARG(std::string, backend) = "auto";  // auto (nccl for CUDA devices, else gloo) | gloo | nccl
-  TORCH_ARG(std::string, device) = "cpu";    // cpu | cuda (-> cuda:LOCAL_RANK) | cuda:N
+  TORCH_ARG(std::string, device) = "cpu";    // cpu | cuda (-> cuda:LOCAL_RANK) | cuda:N | auto
   // Seconds a collective or the rendezvous waits for the other ranks; 0 takes
   // EDGERAZOR_DIST_TIMEOUT from the environment, else kDefaultTimeoutSeconds.
   TORCH_ARG(double, timeout_s) = 0;
@@ -39,6 +39,13 @@ struct ProcessGroupOptions {
 // true when this LibTorch build has ProcessGroupGloo / ProcessGroupNCCL compiled in.
 bool has_gloo();
 bool has_nccl();
+
+// Starts the named backend ("gloo" or "nccl") for a one-rank group on `device` (an in-process
+// store, no sockets to peers), runs one all_reduce on it and shuts it down: proves the backend is
+// in this binary and usable on this machine. Throws ConfigError when the backend is not built in
+// ("... built without ..."), else DistributedError carrying the backend's own error (e.g. CUDA's
+// "no CUDA-capable device" on a machine without a GPU).
+void probe_backend(const std::string& backend, const std::string& device);
 
 // An asynchronous collective in flight; wait() throws DistributedError on failure.
 class PendingCollective {
@@ -105,4 +112,4 @@ class ProcessGroup {
   std::unique_ptr<State> state_;
 };
 
-}  // namespace edgerazor::dist
+}  // namespace edgerazor::distributed

@@ -17,7 +17,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace edgerazor::dist {
+namespace edgerazor::distributed {
 
 // A collective, the rendezvous or a peer failed (a rank died, hung past the timeout, or the
 // network broke). The message says which operation, which rank, and what to look at.
@@ -47,4 +47,4 @@ DistEnv read_dist_env();
 // "rank 1 of 2 (local 1 of 2, master 127.0.0.1:29500)", for messages.
 std::string describe(const DistEnv& env);
 
-}  // namespace edgerazor::dist
+}  // namespace edgerazor::distributed

@@ -1,9 +1,9 @@
-// Implements: C10dGradientSync and make_gradient_sync (see edgerazor/dist/trainer_sync.h).
-#include "edgerazor/dist/trainer_sync.h"
+// Implements: C10dGradientSync and make_gradient_sync (see edgerazor/distributed/trainer_sync.h).
+#include "edgerazor/distributed/trainer_sync.h"
 
 #include <ATen/ATen.h>
 
-namespace edgerazor::dist {
+namespace edgerazor::distributed {
 
 C10dGradientSync::C10dGradientSync(std::shared_ptr<ProcessGroup> group, const GradSyncOptions& options)
     : group_(std::move(group)), options_(options) {}
@@ -62,4 +62,4 @@ std::shared_ptr<C10dGradientSync> make_gradient_sync(const std::string& backend,
   return std::make_shared<C10dGradientSync>(std::move(group), options);
 }
 
-}  // namespace edgerazor::dist
+}  // namespace edgerazor::distributed

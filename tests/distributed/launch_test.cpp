@@ -16,9 +16,9 @@
 #include <thread>
 
 #include "edgerazor/core/error.h"
-#include "edgerazor/dist/launch.h"
+#include "edgerazor/distributed/launch.h"
 
-namespace edgerazor::dist {
+namespace edgerazor::distributed {
 namespace {
 
 using ::testing::Contains;
@@ -191,9 +191,9 @@ TEST(Launch, RemoveOption) {
 }
 
 }  // namespace
-}  // namespace edgerazor::dist
+}  // namespace edgerazor::distributed
 
-namespace edgerazor::dist {
+namespace edgerazor::distributed {
 namespace {
 
 std::string run_capture(const std::string& command) {
@@ -223,4 +223,4 @@ TEST(SlurmWrapper, MapsSlurmVariablesToTorchrunOnes) {
 }
 
 }  // namespace
-}  // namespace edgerazor::dist
+}  // namespace edgerazor::distributed

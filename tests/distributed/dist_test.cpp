@@ -18,17 +18,17 @@
 #include <sstream>
 #include <thread>
 
-#include "dist/dist_worker.h"
-#include "dist/tiny_net.h"
+#include "distributed/dist_worker.h"
+#include "distributed/tiny_net.h"
 #include "fixtures/temp_dir.h"
 #include "edgerazor/core/error.h"
-#include "edgerazor/dist/grad_sync.h"
-#include "edgerazor/dist/launch.h"
-#include "edgerazor/dist/process_group.h"
+#include "edgerazor/distributed/grad_sync.h"
+#include "edgerazor/distributed/launch.h"
+#include "edgerazor/distributed/process_group.h"
 
 extern char** environ;
 
-namespace edgerazor::dist::testing {
+namespace edgerazor::distributed::testing {
 namespace {
 
 namespace fs = std::filesystem;
@@ -352,4 +352,4 @@ TEST(Failures, RankZeroWithoutPeersTimesOut) {
 }
 
 }  // namespace
-}  // namespace edgerazor::dist::testing
+}  // namespace edgerazor::distributed::testing

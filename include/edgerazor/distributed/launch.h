@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-namespace edgerazor::dist {
+namespace edgerazor::distributed {
 
 struct LaunchOptions {
   int nnodes = 1;
@@ -58,4 +58,4 @@ std::string self_executable();
 // args without "--flag VALUE" and "--flag=VALUE" (e.g. --nproc-per-node, so workers do not launch again).
 std::vector<std::string> remove_option(const std::vector<std::string>& args, const std::string& flag);
 
-}  // namespace edgerazor::dist
+}  // namespace edgerazor::distributed

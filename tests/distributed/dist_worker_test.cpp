@@ -15,13 +15,13 @@
 
 #include <torch/nn/modules/container/sequential.h>
 
-#include "dist/dist_worker.h"
-#include "dist/tiny_net.h"
-#include "edgerazor/dist/grad_sync.h"
-#include "edgerazor/dist/process_group.h"
-#include "edgerazor/dist/trainer_sync.h"
+#include "distributed/dist_worker.h"
+#include "distributed/tiny_net.h"
+#include "edgerazor/distributed/grad_sync.h"
+#include "edgerazor/distributed/process_group.h"
+#include "edgerazor/distributed/trainer_sync.h"
 
-namespace edgerazor::dist::testing {
+namespace edgerazor::distributed::testing {
 namespace {
 
 void expect(bool ok, const std::string& what) {
@@ -179,7 +179,7 @@ int die_or_hang(bool die) {
   return 0;
 }
 
-// Not a test: `EDGERAZOR_DIST_TEST_WORKER=bench edgerazor-launch --nproc-per-node 2 -- test_dist`
+// Not a test: `EDGERAZOR_DIST_TEST_WORKER=bench edgerazor-launch --nproc-per-node 2 -- test_distributed`
 // (or without the launcher for 1 rank). Prints all_reduce bandwidth and per-step sync overhead.
 int bench() {
   ProcessGroup pg;
@@ -279,4 +279,4 @@ const bool kWorkerRan = [] {
 }();
 
 }  // namespace
-}  // namespace edgerazor::dist::testing
+}  // namespace edgerazor::distributed::testing
