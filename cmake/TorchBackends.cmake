@@ -12,30 +12,22 @@ endif()
 
 # TORCH_INSTALL_PREFIX is the torch package folder; a PyPI wheel keeps the CUDA libraries it was
 # built with beside it, in site-packages/nvidia/.
-get_filename_component(_er_site_packages "${TORCH_INSTALL_PREFIX}/.." ABSOLUTE)
-set(_er_wheel_nvidia "${_er_site_packages}/nvidia")
+get_filename_component(_er_wheel_nvidia "${TORCH_INSTALL_PREFIX}/../nvidia" ABSOLUTE)
 
-# One CUDA runtime per process. CMake's FindCUDAToolkit points CUDA::cudart at the installed
-# toolkit (13.0 here) while the wheel's libtorch_cuda loads its own (13.2, through its RPATH):
-# whichever the executable names first would win for both. Link the wheel's copy instead, so the
-# runtime LibTorch was built against is the one loaded. We compile no CUDA kernels of our own,
-# so nothing here needs the toolkit's runtime.
+# The CUDA runtime comes from the wheel (cmake/EdgeRazorTorchRuntime.cmake says why); TorchConfig
+# also adds NVRTC for JIT users, which we never call and whose toolkit copy is another version.
+include(${CMAKE_CURRENT_LIST_DIR}/EdgeRazorTorchRuntime.cmake)
+if(EDGERAZOR_WHEEL_CUDART)
+  message(STATUS "EdgeRazor: CUDA runtime from the torch wheel: ${EDGERAZOR_WHEEL_CUDART}")
+endif()
 set(EDGERAZOR_TORCH_LIBRARIES ${TORCH_LIBRARIES})
-if(EDGERAZOR_TORCH_CUDA AND EXISTS "${_er_wheel_nvidia}")
-  file(GLOB _er_wheel_cudart "${_er_wheel_nvidia}/cu*/lib/libcudart.so.*")
-  if(_er_wheel_cudart AND TARGET CUDA::cudart)
-    list(GET _er_wheel_cudart 0 _er_wheel_cudart)
-    set_target_properties(CUDA::cudart PROPERTIES IMPORTED_LOCATION "${_er_wheel_cudart}")
-    message(STATUS "EdgeRazor: CUDA runtime from the torch wheel: ${_er_wheel_cudart}")
-  endif()
-  # TorchConfig adds NVRTC for JIT users; we never call it, and the toolkit's copy is another
-  # version than the wheel's.
+if(EDGERAZOR_TORCH_CUDA)
   list(FILTER EDGERAZOR_TORCH_LIBRARIES EXCLUDE REGEX "libnvrtc")
 endif()
 
 # Gloo: torch_cpu defines USE_C10D_GLOO when LibTorch has it; ProcessGroupGloo.hpp then includes
 # <gloo/...>, which neither the wheel nor the official zip ships. Only the declarations are
-# needed (LibTorch carries the Gloo code itself); see src/distributed/gloo_backend.cpp.
+# needed (LibTorch carries the Gloo code itself); see src/distributed/process_group.cpp.
 get_target_property(_er_cpu_defs torch_cpu INTERFACE_COMPILE_DEFINITIONS)
 if(_er_cpu_defs MATCHES "USE_C10D_GLOO")
   find_path(EDGERAZOR_GLOO_INCLUDE_DIR gloo/rendezvous/store.h

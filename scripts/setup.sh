@@ -24,7 +24,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev sentencepiece
   # Headers only: c10d's ProcessGroupGloo.hpp includes <gloo/...> and the wheel ships none.
   # Nothing links Debian's libgloo (the wheel's libtorch_cpu carries its own Gloo); see
-  # src/distributed/gloo_backend.cpp for why only pointer-typed Gloo members cross that header.
+  # src/distributed/process_group.cpp for why only pointer-typed Gloo members cross that header.
   libgloo-dev
 )
 

@@ -12,8 +12,14 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/version.h>
 
-// Gloo when this LibTorch was built with it (its CMake targets define USE_C10D_GLOO) and the Gloo
-// headers are installed (Debian: libgloo-dev).
+// Gloo when this LibTorch was built with it (its CMake targets define USE_C10D_GLOO). Neither the
+// PyPI wheel nor the official zip ships Gloo's headers, so they come from Debian's libgloo-dev,
+// another Gloo commit than the one compiled into libtorch_cpu (whose code is the one that runs;
+// Debian's libgloo is never linked). That is sound only while this file touches Gloo as LibTorch's
+// ProcessGroupGloo.hpp declares it and no further: Options::create and the constructor and device
+// factories, which are out-of-line in libtorch_cpu, and shared_ptr/intrusive_ptr handles, so no
+// Gloo class layout or inline Gloo code of the other version is compiled in here. Keep it so:
+// use no gloo:: type or function directly. (cmake/TorchBackends.cmake requires the headers.)
 #if defined(USE_C10D_GLOO) && __has_include(<gloo/config.h>)
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #define ER_HAVE_GLOO 1

@@ -5,13 +5,14 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/util/BFloat16.h>
-#include <c10/util/string_utils.h>
 #include <torch/version.h>
 
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <type_traits>
 
 namespace edgerazor::train {
 namespace {
@@ -30,19 +31,24 @@ bool fusable(const at::Tensor& p, const at::Tensor& g, const torch::optim::AdamW
   return true;
 }
 
-// The key torch::optim::Optimizer files a parameter's state under (libtorch 1.13: the TensorImpl
-// address as a string). Newer libtorch changed the key type; there the base class's step runs.
-#if TORCH_VERSION_MAJOR < 2
-#define ER_FUSED_ADAMW 1
-std::string state_key(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
-#endif
+// The key torch::optim::Optimizer files a parameter's state under: the TensorImpl address, as a
+// string in older LibTorch (1.x), as the pointer itself in 2.x. Whatever the map's key type is.
+template <typename Key>
+Key state_key_as(const at::Tensor& p) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream key;
+    key << p.unsafeGetTensorImpl();
+    return key.str();
+  } else {
+    return p.unsafeGetTensorImpl();
+  }
+}
 
 }  // namespace
 
 at::Tensor FusedAdamW::step(LossClosure closure) {
-#ifndef ER_FUSED_ADAMW
-  return torch::optim::AdamW::step(std::move(closure));
-#else
+  using Key = typename std::decay_t<decltype(state_)>::key_type;
+  const auto state_key = [](const at::Tensor& p) { return state_key_as<Key>(p); };
   at::NoGradGuard no_grad;
   at::Tensor loss;
   if (closure != nullptr) {
@@ -70,7 +76,7 @@ at::Tensor FusedAdamW::step(LossClosure closure) {
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
       const at::Tensor& grad = p.grad();
-      const std::string key = state_key(p);
+      const Key key = state_key(p);
       auto it = state_.find(key);
       if (it == state_.end()) {
         auto state = std::make_unique<torch::optim::AdamWParamState>();
@@ -107,7 +113,6 @@ at::Tensor FusedAdamW::step(LossClosure closure) {
     }
   }
   return loss;
-#endif
 }
 
 }  // namespace edgerazor::train

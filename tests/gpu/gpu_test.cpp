@@ -104,7 +104,8 @@ TEST_F(DeviceCli, TrainTakesDeviceInYamlAndOnTheCommandLine) {
   // --check validates that the shards exist; their contents are not read.
   edgerazor_test::write_file(path("train.bin"), "");
   edgerazor_test::write_file(path("valid.bin"), "");
-  const std::string train = edgerazor_test::kBin + "/edgerazor-train " + EDGERAZOR_SOURCE_DIR +
+  // From the repository root: the config's relative paths resolve against the current directory.
+  const std::string train = std::string("cd ") + EDGERAZOR_SOURCE_DIR + " && " + edgerazor_test::kBin + "/edgerazor-train " + EDGERAZOR_SOURCE_DIR +
                             "/configs/tiny-stories260k-w1.58.yaml --check --set 'data.sources[0].paths=[" +
                             path("train.bin") + "]' --set 'data.eval_sources[0].paths=[" + path("valid.bin") + "]'";
   const auto ok = edgerazor_test::run(train + " --device cuda:1");
@@ -115,7 +116,7 @@ TEST_F(DeviceCli, TrainTakesDeviceInYamlAndOnTheCommandLine) {
   EXPECT_THAT(set.out, HasSubstr("device: auto"));
   const auto bad = edgerazor_test::run(train + " --device tpu");
   EXPECT_EQ(bad.code, 2);
-  EXPECT_THAT(bad.err, HasSubstr("train.device: must be cpu, cuda, cuda:N or auto, got 'tpu'"));
+  EXPECT_THAT(bad.err, HasSubstr("train.device=tpu: must be cpu, cuda, cuda:N or auto, got 'tpu'"));
 }
 
 TEST_F(DeviceCli, EvalOnCudaWithoutGpuIsAClearError) {

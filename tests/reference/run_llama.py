@@ -18,9 +18,14 @@ import time
 import llama_cpp
 import numpy as np
 
+# One token per llama_decode call. llama.cpp as llama-cpp-python 0.3.36 builds it (native CPU
+# kernels with weight repacking) crashes in a multi-token batch over Q4_0 tensors with rows of 64
+# (stories260K); token by token it runs, and through the KV cache gives the same logits.
+N_BATCH = 1
+
 
 def load(path, logits_all):
-    options = dict(model_path=path, n_ctx=512, n_batch=512, n_threads=1, n_threads_batch=1, n_gpu_layers=0,
+    options = dict(model_path=path, n_ctx=512, n_batch=N_BATCH, n_threads=1, n_threads_batch=1, n_gpu_layers=0,
                    logits_all=logits_all, verbose=False, type_k=llama_cpp.GGML_TYPE_F32,
                    type_v=llama_cpp.GGML_TYPE_F32)
     try:
@@ -66,8 +71,11 @@ def main(path, mode, *args):
             start = time.perf_counter()
             tokens = greedy(llm, prompt, n, stop=llm.token_eos())
             seconds = min(seconds, time.perf_counter() - start)
+        story = llm.detokenize(prompt[1:] + tokens).decode("utf-8", errors="replace")
+        if story.startswith(" ") and not prompt_text.startswith(" "):
+            story = story[1:]  # SentencePiece's word-start marker on the first piece, as its decoders drop it
         with open(story_out, "w", encoding="utf-8") as f:
-            f.write(llm.detokenize(prompt[1:] + tokens).decode("utf-8", errors="replace") + "\n")
+            f.write(story + "\n")
         out = {"tokens": len(tokens), "seconds": seconds, "tokens_per_s": len(tokens) / seconds}
     elif mode == "logits":
         llm = load(path, True)

@@ -3,8 +3,8 @@
 // torch::optim::AdamW: same options, same per-parameter state (exp_avg, exp_avg_sq, step), same
 // serialization, so checkpoints move freely between the two. Anything the fused loop does not
 // cover (GPU tensors, amsgrad, sparse or non-contiguous tensors, other dtypes, moments whose dtype
-// differs from their parameter's) goes through the base class's step, and so does every step on
-// libtorch >= 2, whose optimizer state is keyed differently (the fused loop is built for 1.13).
+// differs from their parameter's) goes through the base class's step. The state map is keyed the
+// way the LibTorch it is built against keys it (the TensorImpl address; a string in 1.x).
 //
 // Maths, per element, in float (bf16 parameters and moments are rounded once when stored, where
 // PyTorch's unfused step rounds after each op; fp32 matches it to float rounding):
