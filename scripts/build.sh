@@ -14,7 +14,9 @@ if [[ ! -f build/build.ninja ]]; then
   if [[ -n "${EDGERAZOR_TORCH_PREFIX:-}" ]]; then
     torch_prefix="$EDGERAZOR_TORCH_PREFIX"
   elif [[ -x .venv/bin/python ]]; then
-    torch_prefix="$(.venv/bin/python -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')"
+    # The real folder, not the .venv link inside this checkout: every clone then compiles against
+    # the same absolute paths, which ccache and the precompiled header can share.
+    torch_prefix="$(realpath "$(.venv/bin/python -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')")"
   else
     echo "build: no LibTorch: run scripts/setup.sh (installs the pinned PyPI wheel into .venv)" \
          "or set EDGERAZOR_TORCH_PREFIX to your LibTorch folder" >&2

@@ -20,7 +20,7 @@
 # `dpkg -x` into .gpu-deps/ (headers, libraries, CMake and pkg-config files), which CMake and the
 # loader are pointed at. Where the packages are installed system-wide, no .debs are needed.
 #
-#   scripts/gpu-check.sh [--debs DIR] [--out DIR] [--skip-bench]
+#   scripts/gpu-check.sh [--debs DIR] [--out DIR] [--skip-bench] [--configure-only]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -40,11 +40,13 @@ fi
 DEB_DIR=.gpu-debs
 OUT=gpu-check
 SKIP_BENCH=0
+CONFIGURE_ONLY=0
 while (($#)); do
   case $1 in
     --debs) DEB_DIR=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --skip-bench) SKIP_BENCH=1; shift ;;
+    --configure-only) CONFIGURE_ONLY=1; shift ;;   # a dry run of the dependency set-up (no GPU needed)
     *) echo "gpu-check: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -110,6 +112,11 @@ BUILD=build-gpu
 export CCACHE_DISABLE=1
 run configure cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   "-DCMAKE_PREFIX_PATH=$TORCH_PREFIX${DEP_PREFIX:+;$DEP_PREFIX}" "${DEP_ARGS[@]}"
+if ((CONFIGURE_ONLY)); then
+  log "configure-only: stopping after the configure step"
+  ((${#FAILED[@]} == 0)) || exit 1
+  exit 0
+fi
 run build cmake --build "$BUILD" -j "$(nproc)" --target edgerazor-train edgerazor-data edgerazor-bench test_gpu
 BIN=$BUILD/bin
 if [[ ! -x $BIN/edgerazor-train ]]; then

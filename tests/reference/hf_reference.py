@@ -3,8 +3,10 @@
     python hf_reference.py request.json response.json
 
 request:  {"tokenizer_dir": dir, "encode": [text | {"file": path}], "decode": [[id, ...]],
-           "render": [{"template": str, "context": {...}}]}
-response: {"encode": [[id, ...]], "decode": [text], "render": [text | {"error": message}]}
+           "render": [{"template": str, "context": {...}}],
+           "chat": [{"messages": [...], "add_generation_prompt": bool}]}   (chat: with tokenizer_dir)
+response: {"encode": [[id, ...]], "decode": [text], "render": [text | {"error": message}],
+           "chat": [text]}   (chat: tokenizer.apply_chat_template(messages, tokenize=False, ...))
 
 Tokenizers go through transformers' AutoTokenizer on the folder (tokenizer.json +
 tokenizer_config.json), templates through the Jinja environment apply_chat_template compiles
@@ -21,6 +23,11 @@ def main(request_path, response_path):
     with open(request_path, encoding="utf-8") as f:
         request = json.load(f)
     response = {}
+    if request.get("chat"):
+        tokenizer = AutoTokenizer.from_pretrained(request["tokenizer_dir"])
+        response["chat"] = [tokenizer.apply_chat_template(case["messages"], tokenize=False,
+                                                          add_generation_prompt=case.get("add_generation_prompt", False))
+                            for case in request["chat"]]
     if request.get("encode") or request.get("decode"):
         tokenizer = AutoTokenizer.from_pretrained(request["tokenizer_dir"])
         encoded = []

@@ -163,5 +163,30 @@ TEST(ChatReference, RenderChatUsesTheSameContextAsTransformers) {
   EXPECT_EQ(render_chat(qwen, messages, false).text, (*reference)["render"][0].get<std::string>());
 }
 
+TEST(ChatReference, RenderChatEqualsApplyChatTemplateOnTheFolder) {
+  // transformers end to end: AutoTokenizer on the Qwen3 folder, apply_chat_template(tokenize=False).
+  const ChatTemplate qwen = ChatTemplate::from_model_dir(kQwenDir);
+  const std::vector<std::vector<ChatMessage>> chats = {
+      {{"user", "Hi"}},
+      {{"system", "You are terse."}, {"user", "2+2?"}, {"assistant", "4"}, {"user", "and 3+3?"}},
+      {{"user", "Think first"}, {"assistant", "<think>\nhmm\n</think>\n\nDone."}},
+  };
+  Json request = {{"tokenizer_dir", kQwenDir}, {"chat", Json::array()}};
+  for (const auto& chat : chats)
+    for (const bool prompt : {false, true}) {
+      Json messages = Json::array();
+      for (const auto& m : chat) messages.push_back({{"role", m.role}, {"content", m.content}});
+      request["chat"].push_back({{"messages", messages}, {"add_generation_prompt", prompt}});
+    }
+  std::string why;
+  const auto reference = edgerazor_test::run_python_reference("hf_reference.py", request, why);
+  if (!reference) GTEST_SKIP() << why;
+  size_t k = 0;
+  for (const auto& chat : chats)
+    for (const bool prompt : {false, true})
+      EXPECT_EQ(render_chat(qwen, chat, prompt).text, (*reference)["chat"][k++].get<std::string>())
+          << "chat " << k - 1 << (prompt ? " with" : " without") << " the generation prompt";
+}
+
 }  // namespace
 }  // namespace edgerazor::text
