@@ -16,6 +16,7 @@
 #include "edgerazor/runtime/device.h"
 #include "edgerazor/config/quant_presets.h"
 #include "edgerazor/core/cli.h"
+#include "model_source.h"
 #include "tool_flags.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/io/hf_model.h"
@@ -32,7 +33,7 @@ int main(int argc, char** argv) {
     bool no_bos = false, quiet = false;
     int threads = 0;
     CLI::App app{"edgerazor-eval: perplexity (mean NLL per token) of a model folder"};
-    app.add_option("model_dir", model_dir, "model folder (config.json + safetensors + tokenizer)")->required();
+    app.add_option("model", model_dir, "HF model folder, trainer checkpoint or run folder (its newest checkpoint)")->required();
     auto* text = app.add_option("--text,--data", text_file, "text file, tokenized as one document");
     auto* tokens = app.add_option("--tokens", tokens_file, "token file from edgerazor-data encode");
     app.add_option("--seq-len", seq_len, "window length in tokens, BOS included (default: min(512, max positions))")
@@ -45,12 +46,17 @@ int main(int argc, char** argv) {
     app.add_option("--device", device, "cpu, cuda, cuda:N or auto (a GPU when one is visible)")->capture_default_str();
     app.add_option("--threads", threads, "intra-op threads (default: all cores)");
     std::string quant;
-    app.add_option("--quant", quant, "post-training quantize first (PTQ baseline): a preset name or a quantization YAML");
+    bool no_quant = false;
+    app.add_option("--quant", quant, "quantize with this preset or quantization YAML (PTQ baseline; default: a checkpoint's own)");
+    app.add_flag("--no-quant", no_quant, "evaluate a checkpoint's float latent weights instead of its trained quantization");
     text->excludes(tokens);
     if (auto done = edgerazor::cli::parse_flags(app, argc, argv)) return *done;
     if (text_file.empty() && tokens_file.empty()) throw edgerazor::ConfigError("", 0, 0, "", "give --text FILE or --tokens FILE");
     if (threads > 0) edgerazor::runtime::set_threads(threads);
 
+    const auto source = edgerazor::cli::resolve_tool_model("edgerazor-eval", model_dir, quant, no_quant);
+    model_dir = source.model_dir;
+    quant = source.quant;
     edgerazor::io::LoadOptions lo;
     lo.dtype = dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
     lo.device = edgerazor::runtime::resolve_device(device, 0, "--device");
@@ -68,7 +74,7 @@ int main(int argc, char** argv) {
       if (!in) throw edgerazor::FormatError(text_file, "cannot open text file");
       std::stringstream ss;
       ss << in.rdbuf();
-      tokenizer = edgerazor::io::load_model_tokenizer(model_dir);
+      tokenizer = edgerazor::io::load_model_tokenizer(source.tokenizer_dir);
       ids = tokenizer->encode(ss.str());
     }
     const int64_t V = model->config.vocab_size;

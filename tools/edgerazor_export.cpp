@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
     app.add_option("--out", o.out, "output file (packed, gguf) or folder (hf)");
     app.add_option("--preset", o.source.preset, "quantization preset (post-training quantization of an HF folder)");
     app.add_option("--config", o.source.config_file, "quantization config YAML (instead of a preset)");
+    app.add_flag("--no-quant", o.source.no_quant, "export a checkpoint's float latent weights, not its trained quantization");
     app.add_option("--checkpoint", o.source.checkpoint, "run directory: step_N or latest (default: newest complete)");
     app.add_option("--gguf-type", o.gguf_type, "auto | tq2_0 | tq1_0 | q4_0 | f16 | f32");
     app.add_option("--gguf-fallback", fallback, "type of quantized tensors no GGUF block fits: f16 | f32");

@@ -24,6 +24,7 @@
 #include "edgerazor/runtime/device.h"
 #include "edgerazor/config/quant_presets.h"
 #include "edgerazor/core/cli.h"
+#include "model_source.h"
 #include "tool_flags.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/io/hf_model.h"
@@ -45,7 +46,7 @@ struct Args {
   int64_t max_new_tokens = 128;
   double temperature = 0.8, top_p = 0.95;
   uint64_t seed = 0;
-  bool greedy = false, print_ids = false, no_bos = false;
+  bool greedy = false, print_ids = false, no_bos = false, no_quant = false;
   int threads = 0;
 };
 
@@ -204,7 +205,8 @@ int main(int argc, char** argv) {
     app.add_option("--dtype", a.dtype, "float32 or bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}));
     app.add_option("--device", a.device, "cpu, cuda, cuda:N or auto (a GPU when one is visible)")->capture_default_str();
     app.add_option("--threads", a.threads, "intra-op threads (default: all cores)");
-    app.add_option("--quant", a.quant, "post-training quantize first: a preset name or a quantization YAML");
+    app.add_option("--quant", a.quant, "quantize with this preset or quantization YAML (PTQ; default: a checkpoint's own)");
+    app.add_flag("--no-quant", a.no_quant, "generate with a checkpoint's float latent weights instead of its trained quantization");
     app.add_flag("--chat", a.chat, "wrap each prompt as a user turn with the model's chat template");
     app.add_option("--system", a.system_prompt, "system message for --chat");
     prompt->excludes(prompt_ids)->excludes(prompts);
@@ -215,6 +217,9 @@ int main(int argc, char** argv) {
     if (!a.prompts_file.empty() && a.out_file.empty()) throw ConfigError("", 0, 0, "--out", "batch mode needs --out FILE");
     if (a.threads > 0) edgerazor::runtime::set_threads(a.threads);
 
+    const auto source = edgerazor::cli::resolve_tool_model("edgerazor-generate", a.model_dir, a.quant, a.no_quant);
+    a.model_dir = source.model_dir;
+    a.quant = source.quant;
     Session s;
     edgerazor::io::LoadOptions lo;
     lo.dtype = a.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
@@ -226,7 +231,7 @@ int main(int argc, char** argv) {
     }
     if (a.chat) {
       if (!a.prompt_ids.empty()) throw ConfigError("", 0, 0, "--chat", "works with text prompts, not --prompt-ids");
-      s.chat = edgerazor::text::ChatTemplate::from_model_dir(a.model_dir);
+      s.chat = edgerazor::text::ChatTemplate::from_model_dir(source.tokenizer_dir);
       s.system_prompt = a.system_prompt;
     }
     s.gen.max_new_tokens = a.max_new_tokens;
@@ -238,7 +243,7 @@ int main(int argc, char** argv) {
     s.add_bos = !a.no_bos;
     const bool need_tokenizer = !(a.print_ids && !a.prompt_ids.empty());
     if (need_tokenizer) {
-      s.tokenizer = edgerazor::io::load_model_tokenizer(a.model_dir);
+      s.tokenizer = edgerazor::io::load_model_tokenizer(source.tokenizer_dir);
       if (auto eos = s.tokenizer->eos_id();
           eos && std::find(s.gen.stop_ids.begin(), s.gen.stop_ids.end(), *eos) == s.gen.stop_ids.end())
         s.gen.stop_ids.push_back(*eos);

@@ -17,7 +17,10 @@ void check_options(const ExportOptions& o) {
   if (o.format != "packed" && o.format != "hf" && o.format != "gguf")
     throw ConfigError("", 0, 0, "--format", "unknown format '" + o.format + "' (packed, hf, gguf)");
   if (o.out.empty()) throw ConfigError("", 0, 0, "--out", "an output path is required");
-  const auto parent = fs::path(o.out).parent_path();
+  // "dir/" names the folder dir (hf): its parent is what must exist; the folder itself is made.
+  fs::path out = fs::path(o.out);
+  while (out.has_parent_path() && !out.has_filename()) out = out.parent_path();
+  const auto parent = out.parent_path();
   if (!parent.empty() && !fs::is_directory(parent))
     throw ConfigError("", 0, 0, "--out", "folder " + parent.string() + " does not exist");
   if (o.format != "hf" && fs::is_directory(o.out)) throw ConfigError("", 0, 0, "--out", o.out + " is a folder; give a file name");

@@ -45,8 +45,9 @@ bool is_ternary(const quant::QuantSpec& s) {
 }
 
 std::vector<GgmlType> candidates(const quant::QuantizedTensor& q, const std::string& type) {
-  if (is_ternary(q.spec)) {
-    if (type == "tq1_0") return {GgmlType::kTQ1_0, GgmlType::kQ4_0};
+  if (is_ternary(q.spec)) {  // an explicit type is that type or an error (write_gguf), never another one
+    if (type == "tq1_0") return {GgmlType::kTQ1_0};
+    if (type == "tq2_0") return {GgmlType::kTQ2_0};
     if (type == "q4_0") return {GgmlType::kQ4_0};
     return {GgmlType::kTQ2_0, GgmlType::kQ4_0};
   }
@@ -167,6 +168,10 @@ GgufExportResult write_gguf(const QuantizedModel& model, const std::string& path
         }
         why += (why.empty() ? "" : "; ") + std::string(ggml_type_name(c)) + ": " + reason;
       }
+      if (bytes.empty() && type != "auto" && is_ternary(t.q.spec))
+        throw ConfigError("", 0, 0, "--gguf-type",
+                          type + " cannot store the ternary tensor '" + t.name + "' (" + why +
+                              "); use --gguf-type auto (the best type each tensor fits) or another type");
       if (bytes.empty()) {
         chosen = options.fallback;
         result.warnings.push_back("tensor '" + t.name + "' fits no quantized GGUF type (" + why + "); kept as " +

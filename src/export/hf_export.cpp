@@ -16,7 +16,7 @@ using nlohmann::json;
 
 std::string hf_quantization_config_json(const QuantizedModel& model) {
   json q;
-  q["quant_method"] = "edgerazor";
+  q["format"] = "edgerazor fake-quant";
   q["is_w_quantized"] = true;
   if (!model.quant_config) {
     q["quant_mode"] = "none";
@@ -52,14 +52,17 @@ WrittenSizes write_hf(const QuantizedModel& model, const std::string& dir, const
   so.max_shard_bytes = options.max_shard_bytes;
   so.tokenizer_source_dir = model.source.tokenizer_dir;
   io::save_pretrained(*model.model, dir, so);
-  // Add quantization_config to the config.json just written (tmp + rename).
+  // Our metadata goes under a key of its own: transformers reads "quantization_config" as a
+  // request for one of its quantizers and refuses a method it does not know, while it keeps
+  // unknown keys as plain attributes. The weights are already the fake-quant values, so the
+  // folder loads as an ordinary float model. (tmp + rename)
   const fs::path cfg_path = fs::path(dir) / "config.json";
   json cfg;
   {
     std::ifstream in(cfg_path);
     cfg = json::parse(in);
   }
-  cfg["quantization_config"] = json::parse(hf_quantization_config_json(model));
+  cfg["edgerazor_quantization"] = json::parse(hf_quantization_config_json(model));
   {
     std::ofstream out(cfg_path.string() + ".tmp", std::ios::trunc);
     out << cfg.dump(2) << "\n";

@@ -164,13 +164,15 @@ QuantizedModel load_quantized_model(const ExportSourceOptions& options) {
   } else if (!options.config_file.empty()) {
     qc = config::load_quant_config_file(options.config_file);
     how = "config " + options.config_file;
-  } else if (!src.quant_config_file.empty()) {
+  } else if (!src.quant_config_file.empty() && !options.no_quant) {
     qc = config::load_quant_config_file(src.quant_config_file);
     how = "its quantization.yaml";
   }
+  if (options.no_quant && (!options.preset.empty() || !options.config_file.empty()))
+    throw ConfigError("", 0, 0, "--no-quant", "give either --no-quant or --preset/--config");
   if (qc && !src.quant_config_file.empty() && (!options.preset.empty() || !options.config_file.empty()))
     log_warning(src.model_dir + " was trained with " + src.quant_config_file + "; quantizing with " + how + " instead");
-  if (src.kind == "run" && !qc)
+  if (src.kind == "run" && !qc && !options.no_quant)
     log_warning("checkpoint " + src.model_dir + " has no quantization.yaml (the run quantized nothing): exporting it unquantized");
 
   io::LoadOptions lo;

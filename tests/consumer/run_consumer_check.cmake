@@ -6,6 +6,13 @@ execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "install failed: ${rc}")
 endif()
+# Installed tools start (their RUNPATH finds libedgerazor beside them and LibTorch where it was found).
+foreach(tool edgerazor-eval edgerazor-train edgerazor-export)
+  execute_process(COMMAND ${WORK_DIR}/prefix/bin/${tool} --help RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "installed ${tool} does not start (${rc}): ${err}")
+  endif()
+endforeach()
 find_program(CCACHE_PROGRAM ccache)
 set(launcher "")
 if(CCACHE_PROGRAM)

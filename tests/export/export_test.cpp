@@ -16,6 +16,7 @@
 #include "edgerazor/export/hf_export.h"
 #include "edgerazor/quant/inject.h"
 #include "export_test_util.h"
+#include "fixtures/python_reference.h"
 
 namespace {
 using namespace edgerazor::exporter;
@@ -247,8 +248,9 @@ TEST_F(ExportTest, HfFolderHoldsFakeQuantWeightsAndQuantizationConfig) {
   write_hf(qm, (dir_ / "hf32").string(), ho);
   write_hf(qm, (dir_ / "hf16").string());  // bf16 default
   const json cfg = json::parse(read_text(dir_ / "hf32" / "config.json"));
-  const json& q = cfg.at("quantization_config");
-  EXPECT_EQ(q.at("quant_method"), "edgerazor");
+  EXPECT_FALSE(cfg.contains("quantization_config"));  // transformers would refuse an unknown method
+  const json& q = cfg.at("edgerazor_quantization");
+  EXPECT_EQ(q.at("format"), "edgerazor fake-quant");
   EXPECT_EQ(q.at("is_w_quantized"), true);
   EXPECT_EQ(q.at("weight_bits"), 1.58);
   EXPECT_EQ(q.at("activation_bits"), 16);
@@ -302,9 +304,28 @@ TEST_F(ExportTest, CliWritesOutputAndReportAndFailsCleanly) {
   EXPECT_EQ(report.at("bf16_bytes").get<uint64_t>(), 2u * 260032u);
   EXPECT_GT(report.at("file_ratio").get<double>(), 3.0);
   const Result hf = run(exe + kStories + " --config " + (dir_ / "tq.yaml").string() + " --format hf --out " +
-                        (dir_ / "hf").string());
+                        (dir_ / "hf").string() + "/");  // a folder that does not exist yet, named with a slash
   ASSERT_EQ(hf.code, 0) << hf.err;
   EXPECT_TRUE(fs::exists(dir_ / "hf" / "export_report.json"));
+  // transformers loads the folder unchanged and computes what our model computes from it.
+  std::string why;
+  if (const auto python = edgerazor_test::reference_python(why)) {
+    const std::vector<int64_t> ids = {1, 403, 407, 261, 378, 434, 270, 500, 310, 2, 1, 65};
+    std::string csv;
+    for (auto id : ids) csv += (csv.empty() ? "" : ",") + std::to_string(id);
+    const Result t = run(*python + " " + kSource + "/tests/reference/hf_logits.py " + (dir_ / "hf").string() + " " + csv +
+                         " " + (dir_ / "hf_logits.json").string());
+    ASSERT_EQ(t.code, 0) << t.err;
+    const auto rows = json::parse(read_text(dir_ / "hf_logits.json")).at("logits").get<std::vector<std::vector<float>>>();
+    auto ours = edgerazor::io::load_pretrained((dir_ / "hf").string());
+    at::NoGradGuard no_grad;
+    const at::Tensor logits = ours->forward(at::tensor(ids, at::kLong).view({1, -1})).logits[0];
+    ASSERT_EQ(rows.size(), ids.size());
+    double worst = 0;
+    for (size_t i = 0; i < rows.size(); ++i)
+      worst = std::max(worst, (logits[i] - at::tensor(rows[i])).abs().max().item<double>());
+    EXPECT_LT(worst, 1e-4) << "transformers vs our logits of the exported folder";
+  }
   const Result g = run(exe + kStories + " --format gguf --gguf-type f32 --out " + (dir_ / "f.gguf").string());
   ASSERT_EQ(g.code, 0) << g.err;
   const Result inspect = run(exe + "--inspect " + (dir_ / "f.gguf").string());
@@ -318,6 +339,17 @@ TEST_F(ExportTest, CliWritesOutputAndReportAndFailsCleanly) {
   EXPECT_EQ(bad_type.code, 2);
   EXPECT_THAT(bad_type.err, HasSubstr("--gguf-type"));
   EXPECT_FALSE(fs::exists(dir_ / "y.gguf"));
+  // An explicit type that a ternary tensor cannot take (rows of 64 < TQ2_0's 256) is refused, not
+  // silently replaced by Q4_0.
+  const Result tq2 = run(exe + kStories + " --config " + (dir_ / "tq.yaml").string() + " --format gguf --gguf-type tq2_0 --out " +
+                         (dir_ / "t.gguf").string());
+  EXPECT_EQ(tq2.code, 2);
+  EXPECT_THAT(tq2.err, HasSubstr("--gguf-type: tq2_0 cannot store the ternary tensor"));
+  EXPECT_THAT(tq2.err, HasSubstr("not a multiple of 256"));
+  EXPECT_FALSE(fs::exists(dir_ / "t.gguf"));
+  const Result q4 = run(exe + kStories + " --config " + (dir_ / "tq.yaml").string() + " --format gguf --gguf-type auto --out " +
+                        (dir_ / "a.gguf").string());
+  EXPECT_EQ(q4.code, 0) << q4.err;
   const Result bad_preset = run(exe + kStories + " --preset w1.58a8kv8 --format gguf --out " + (dir_ / "z.gguf").string());
   EXPECT_EQ(bad_preset.code, 2);
   EXPECT_THAT(bad_preset.err, HasSubstr("does not divide the row length 64"));

@@ -272,3 +272,68 @@ TEST_F(ToolsTest, EvalReadsTrainingShards) {
 }
 
 }  // namespace
+
+namespace {
+
+// A run folder as the trainer leaves it (checkpoints/step_N with quantization.yaml and DONE), made
+// from stories260K: eval, generate and export use the checkpoint's trained quantization unless
+// told otherwise, and say so.
+class CheckpointToolsTest : public edgerazor_test::TempDirTest {
+ protected:
+  void SetUp() override {
+    TempDirTest::SetUp();
+    step_ = dir_ / "run" / "checkpoints" / "step_5";
+    fs::create_directories(step_);
+    for (const auto& e : fs::directory_iterator(kStories)) fs::copy(e.path(), step_ / e.path().filename());
+    edgerazor_test::write_file(step_ / "quantization.yaml", R"(preset: w1.58a8kv8_embint4
+function: {w_block_size: 64, a_block_size: 64, kv_block_size: 8}
+overrides:
+  - {name: .*down_proj, weight_function: weight_quant_uniform_symmetric_clip_per_channel_int1_58, w_block_size: -1,
+     activation_function: state_quant_uniform_symmetric_absmax_per_token_int8, a_block_size: -1}
+)");
+    edgerazor_test::write_file(step_ / "DONE", "");
+  }
+  double ppl(const std::string& model, const std::string& flags, std::string* first_line = nullptr) {
+    const Result r = run(kBin + "/edgerazor-eval " + model + " --text " + kValid + " --max-tokens 1024 --quiet " + flags);
+    EXPECT_EQ(r.code, 0) << r.err;
+    if (first_line) *first_line = r.err.substr(0, r.err.find('\n'));
+    return r.code == 0 ? nlohmann::json::parse(r.out)["perplexity"].get<double>() : -1.0;
+  }
+  fs::path step_;
+};
+
+TEST_F(CheckpointToolsTest, EvalUsesTheTrainedQuantizationAndSaysSo) {
+  std::string line;
+  const double run_ppl = ppl((dir_ / "run").string(), "", &line);
+  EXPECT_THAT(line, HasSubstr("newest complete checkpoint of the run"));
+  EXPECT_THAT(line, HasSubstr("with its trained quantization"));
+  EXPECT_THAT(line, HasSubstr("--no-quant"));
+  const double ptq = ppl(kStories, "--quant " + (step_ / "quantization.yaml").string());
+  EXPECT_DOUBLE_EQ(run_ppl, ptq);                      // the same model as deployed
+  EXPECT_DOUBLE_EQ(ppl(step_.string(), ""), run_ppl);  // the checkpoint folder itself
+  const double float_ppl = ppl(step_.string(), "--no-quant", &line);
+  EXPECT_THAT(line, HasSubstr("float latent weights (--no-quant"));
+  EXPECT_DOUBLE_EQ(float_ppl, ppl(kStories, ""));
+  EXPECT_GT(run_ppl, 2 * float_ppl);  // ternary PTQ of stories260K: far worse, so not silently the float one
+  const Result both = run(kBin + "/edgerazor-eval " + step_.string() + " --text " + kValid + " --quant w4a8kv8 --no-quant");
+  EXPECT_EQ(both.code, 2);
+  EXPECT_THAT(both.err, HasSubstr("give either --quant or --no-quant"));
+}
+
+TEST_F(CheckpointToolsTest, GenerateAndExportUseTheTrainedQuantization) {
+  const std::string gen = kBin + "/edgerazor-generate ";
+  const Result quantized = run(gen + (dir_ / "run").string() + " --prompt-ids 1 --greedy --max-new-tokens 12 --print-ids");
+  ASSERT_EQ(quantized.code, 0) << quantized.err;
+  EXPECT_THAT(quantized.err, HasSubstr("with its trained quantization"));
+  const Result ptq = run(gen + kStories + " --quant " + (step_ / "quantization.yaml").string() +
+                         " --prompt-ids 1 --greedy --max-new-tokens 12 --print-ids");
+  EXPECT_EQ(quantized.out, ptq.out);
+  const Result latent = run(gen + (dir_ / "run").string() + " --no-quant --prompt-ids 1 --greedy --max-new-tokens 12 --print-ids");
+  const Result fp = run(gen + kStories + " --prompt-ids 1 --greedy --max-new-tokens 12 --print-ids");
+  EXPECT_EQ(latent.out, fp.out);
+  const Result gguf = run(kBin + "/edgerazor-export " + (dir_ / "run").string() + " --no-quant --format gguf --gguf-type f32 --out " +
+                          (dir_ / "f.gguf").string());
+  ASSERT_EQ(gguf.code, 0) << gguf.err;
+}
+
+}  // namespace

@@ -29,6 +29,7 @@ struct ExportSourceOptions {
   std::string preset;         // quantization preset (PTQ, or replaces a run's quantization.yaml)
   std::string config_file;    // quantization YAML (same role as preset)
   std::string checkpoint;     // run dir only: "step_N" or "latest"; "" = newest complete
+  bool no_quant = false;      // ignore a checkpoint's quantization.yaml: the float latent weights
   at::ScalarType dtype = at::kFloat;  // dtype the latent weights are loaded and quantized in
 };
 
