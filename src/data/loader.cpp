@@ -257,10 +257,10 @@ Batch DataLoader::next() {
   return out;
 }
 
-bool DataLoader::next_eval(Batch& out) {
+bool DataLoader::next_eval(Batch& out, uint64_t units_limit) {
   State& st = *state_;
   if (!st.eval) throw std::logic_error("DataLoader::next_eval() on a training loader; construct it with eval = true");
-  const uint64_t U = st.eval_units.size(), W = st.world_size, r = st.rank;
+  const uint64_t U = std::min<uint64_t>(st.eval_units.size(), units_limit), W = st.world_size, r = st.rank;
   const uint64_t mine = U > r ? (U - r + W - 1) / W : 0;
   if (st.eval_cursor >= mine) return false;
   const uint64_t rows = std::min<uint64_t>(st.batch_size, mine - st.eval_cursor);

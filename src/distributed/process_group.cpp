@@ -234,7 +234,11 @@ void resolve_backend(ProcessGroup::State& s, const ProcessGroupOptions& options)
 void connect_store(ProcessGroup::State& s) {
   c10d::TCPStoreOptions options;
   options.port = static_cast<std::uint16_t>(s.env.master_port);
-  options.isServer = s.env.rank == 0;
+  // torchrun (torch.distributed.elastic) already serves a TCPStore at MASTER_ADDR:MASTER_PORT and
+  // says so with TORCHELASTIC_USE_AGENT_STORE=True: then every rank, rank 0 too, is its client.
+  const char* agent_store = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+  const bool use_agent_store = agent_store && (std::string(agent_store) == "True" || std::string(agent_store) == "1");
+  options.isServer = s.env.rank == 0 && !use_agent_store;
   options.numWorkers = static_cast<std::size_t>(s.env.world_size);
   options.waitWorkers = false;  // we count the ranks ourselves below, with a clear error
   options.timeout = s.timeout;

@@ -231,7 +231,10 @@ EvalResult evaluate(model::CausalLMImpl& m, data::DataLoader& loader, int64_t ma
   int64_t tokens = 0;
   loader.reset_eval();
   data::Batch b;
-  for (int64_t i = 0; i < max_batches && loader.next_eval(b); ++i) {
+  // max_batches batches of a single process: the same rows (units) on any number of ranks, each
+  // rank taking its interleaved share of them; the trainer sums the ranks' token-weighted losses.
+  const uint64_t units = static_cast<uint64_t>(max_batches) * static_cast<uint64_t>(loader.batch_size());
+  while (loader.next_eval(b, units)) {
     const StepBatch batch = to_tensors(b, device);
     // Next-token targets of this batch: labels[:, 1:] that are not ignored.
     const int64_t n = batch.labels.narrow(1, 1, batch.labels.size(1) - 1).ne(data::kIgnoreIndex).sum().item<int64_t>();

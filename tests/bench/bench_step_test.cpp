@@ -10,6 +10,7 @@
 #include <string>
 
 #include "fixtures/subprocess.h"
+#include "fixtures/test_paths.h"
 
 
 namespace {

@@ -19,6 +19,7 @@
 
 #include "fixtures/subprocess.h"
 #include "fixtures/temp_dir.h"
+#include "fixtures/test_paths.h"
 
 namespace {
 namespace fs = std::filesystem;

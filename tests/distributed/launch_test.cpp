@@ -17,6 +17,7 @@
 
 #include "edgerazor/core/error.h"
 #include "edgerazor/distributed/launch.h"
+#include "fixtures/test_paths.h"
 
 namespace edgerazor::distributed {
 namespace {

@@ -17,6 +17,7 @@
 #include "fixtures/temp_dir.h"
 #include "edgerazor/io/hf_model.h"
 #include "edgerazor/model/model_config.h"
+#include "fixtures/test_paths.h"
 
 namespace export_test {
 namespace fs = std::filesystem;

@@ -17,6 +17,7 @@
 #include "edgerazor/train/step.h"
 #include "fixtures/subprocess.h"
 #include "fixtures/temp_dir.h"
+#include "fixtures/test_paths.h"
 
 namespace {
 using ::testing::AnyOf;

@@ -17,6 +17,7 @@
 #include "fixtures/temp_dir.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/io/tensor_io.h"
+#include "fixtures/test_paths.h"
 
 namespace {
 namespace fs = std::filesystem;

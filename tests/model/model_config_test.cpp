@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "edgerazor/core/error.h"
+#include "fixtures/test_paths.h"
 
 namespace {
 using edgerazor::ConfigError;

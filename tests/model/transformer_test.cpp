@@ -22,6 +22,7 @@
 #include "edgerazor/model/generation.h"
 #include "edgerazor/model/perplexity.h"
 #include "edgerazor/text/sentencepiece_model.h"
+#include "fixtures/test_paths.h"
 
 namespace {
 namespace fs = std::filesystem;

@@ -9,6 +9,7 @@
 
 #include "edgerazor/text/bpe_tokenizer.h"
 #include "fixtures/python_reference.h"
+#include "fixtures/test_paths.h"
 
 namespace edgerazor::text {
 namespace {

@@ -15,6 +15,7 @@
 #include "edgerazor/text/bpe_tokenizer.h"
 #include "edgerazor/text/tokenizer.h"
 #include "edgerazor/text/unicode.h"
+#include "fixtures/test_paths.h"
 
 namespace edgerazor::text {
 namespace {

@@ -11,6 +11,7 @@
 #include "edgerazor/core/error.h"
 #include "edgerazor/text/bpe_tokenizer.h"
 #include "edgerazor/text/chat_template.h"
+#include "fixtures/test_paths.h"
 
 namespace edgerazor::text {
 namespace {

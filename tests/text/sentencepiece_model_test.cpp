@@ -12,6 +12,7 @@
 
 #include "edgerazor/core/error.h"
 #include "edgerazor/io/token_file.h"
+#include "fixtures/test_paths.h"
 
 namespace {
 using edgerazor::FormatError;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include "fixtures/test_paths.h"
 
 namespace {
 

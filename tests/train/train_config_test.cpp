@@ -10,6 +10,7 @@
 #include "edgerazor/config/quant_presets.h"
 #include "edgerazor/config/train_config.h"
 #include "edgerazor/core/error.h"
+#include "fixtures/test_paths.h"
 
 namespace edgerazor::config {
 namespace {

@@ -22,6 +22,7 @@
 #include "edgerazor/config/train_config.h"
 #include "edgerazor/io/hf_model.h"
 #include "edgerazor/train/checkpoint.h"
+#include "fixtures/test_paths.h"
 
 namespace edgerazor::train {
 namespace {
@@ -278,6 +279,20 @@ TEST_F(TrainerRun, TwoRanksSeeTheOneRankBatchAndOnlyRankZeroWrites) {
   EXPECT_NEAR(a[0]["task_ce"].get<double>(), b[0]["task_ce"].get<double>(), 1e-4);
   EXPECT_EQ(a[0]["tokens"], b[0]["tokens"]);
   EXPECT_TRUE(fs::exists(dir_ / "two/checkpoints/step_2/DONE"));
+}
+
+// README's line, with the torchrun of the project's pinned PyTorch (.venv): torchrun's agent serves
+// the rendezvous store (TORCHELASTIC_USE_AGENT_STORE), our ranks join it as clients.
+TEST_F(TrainerRun, TorchrunLaunchesTheTrainerAsDocumented) {
+  const std::string torchrun = kSource + "/.venv/bin/torchrun";
+  if (!fs::exists(torchrun)) GTEST_SKIP() << torchrun << " is missing: run scripts/setup.sh (the pinned torch wheel)";
+  auto a = args("torchrun", {"train.max_steps=2", "train.eval_at_start=false", "train.micro_batch_size=4"});
+  std::vector<std::string> cmd = {torchrun, "--nproc-per-node", "2", "--master-port", std::to_string(20000 + ::getpid() % 20000),
+                                  "--no-python"};
+  cmd.insert(cmd.end(), a.begin(), a.end());
+  ASSERT_EQ(run(cmd, "torchrun"), 0) << log("torchrun");
+  EXPECT_TRUE(fs::exists(dir_ / "torchrun/checkpoints/step_2/DONE")) << log("torchrun");
+  EXPECT_FALSE(read_jsonl(dir_ / "torchrun/metrics.jsonl").empty()) << log("torchrun");
 }
 
 TEST_F(TrainerRun, TwoRankRunResumesAndAWorldSizeChangeIsExplained) {

@@ -69,7 +69,7 @@ struct TrainSection {
   std::string device = "auto";      // cpu | cuda (cuda:LOCAL_RANK) | cuda:N | auto (cuda when a GPU is visible)
   int64_t log_interval = 1;         // optimizer steps between progress lines / metrics records
   int64_t eval_interval = 0;        // optimizer steps between evaluations; 0 = start and end only
-  int64_t eval_batches = 8;         // micro-batches of the held-out data per evaluation
+  int64_t eval_batches = 8;         // micro-batches of held-out data per evaluation, whatever the world size
   bool eval_at_start = true;        // evaluate before the first step (the PTQ baseline)
   int64_t save_interval = 0;        // optimizer steps between checkpoints; 0 = end only
   int64_t keep_last = 2;            // complete checkpoints kept (older ones deleted)

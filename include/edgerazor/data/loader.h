@@ -93,7 +93,9 @@ class DataLoader {  // deterministic given (config, batch_size, rank, world_size
   int64_t epoch() const;
 
   // Eval mode: iterates the held-out data once in order; returns false at the end.
-  bool next_eval(Batch& out);
+  // units_limit: only the first units_limit units of the whole (all-rank) sequence count, so a
+  // fixed evaluation budget covers the same rows whatever the world size.
+  bool next_eval(Batch& out, uint64_t units_limit = UINT64_MAX);
   void reset_eval();
 
   int64_t batch_size() const;
