@@ -27,6 +27,7 @@
 #include "edgerazor/distributed/launch.h"
 #include "edgerazor/distributed/trainer_sync.h"
 #include "edgerazor/runtime/runtime.h"
+#include "edgerazor/train/preflight.h"
 #include "edgerazor/train/trainer.h"
 
 int main(int argc, char** argv) {
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
     for (const auto& s : sets) overrides.push_back(edgerazor::config::parse_override(s));
     if (!device.empty()) overrides.push_back(edgerazor::config::parse_override("train.device=" + device));
     const auto config = edgerazor::config::load_train_config(config_path, overrides);
+    edgerazor::train::check_quantization_against_model(config);
     if (check) {
       std::cout << "# " << config_path << ": valid; resolved config:\n" << edgerazor::config::to_yaml(config);
       return 0;

@@ -141,6 +141,7 @@ GgufExportResult write_gguf(const QuantizedModel& model, const std::string& path
   // Tensors first (the file type depends on what they become); metadata order does not matter.
   std::vector<std::tuple<std::string, GgmlType, std::vector<int64_t>, std::vector<uint8_t>>> tensors;
   std::map<GgmlType, int64_t> weights_by_type;
+  int64_t mixed_as_q4 = 0;
   for (const ExportTensor& t : model.tensors) {
     const auto gname = gguf_tensor_name(t.name);
     if (!gname) {
@@ -186,8 +187,14 @@ GgufExportResult write_gguf(const QuantizedModel& model, const std::string& path
     result.sizes.tensor_bytes[t.name] = bytes.size();
     result.sizes.stored_as[t.name] = ggml_type_name(chosen);
     if (t.value.dim() == 2) weights_by_type[chosen] += t.value.numel();
+    if (t.quantized && t.q.spec.rule == config::QuantRule::kMixedTernaryInt4 && chosen == GgmlType::kQ4_0) ++mixed_as_q4;
     tensors.emplace_back(*gname, chosen, shape, std::move(bytes));
   }
+  if (mixed_as_q4 > 0)
+    result.warnings.push_back(std::to_string(mixed_as_q4) +
+                              " mixed ternary/INT4 tensors are stored as Q4_0 (4.5 bits/weight): GGUF has no per-row "
+                              "type, so a 1.88/2.79-bit model is no smaller than a 4-bit one here; the packed format "
+                              "(--format packed) keeps their size");
   uint32_t file_type = weights_by_type.count(GgmlType::kF16) ? kFileTypeF16 : kFileTypeF32;
   bool quantized = false;
   for (const auto& [gt, ft] : {std::pair{GgmlType::kQ8_0, kFileTypeQ8_0}, std::pair{GgmlType::kQ4_0, kFileTypeQ4_0},

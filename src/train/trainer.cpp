@@ -25,6 +25,7 @@
 #include "edgerazor/runtime/gpu_memory.h"
 #include "edgerazor/train/checkpoint.h"
 #include "edgerazor/train/metrics.h"
+#include "edgerazor/train/preflight.h"
 #include "edgerazor/train/step.h"
 
 namespace edgerazor::train {
@@ -141,6 +142,7 @@ void Trainer::setup() {
   const auto& cfg = s.cfg;
   const auto& t = cfg.train;
   config::validate(cfg);
+  check_quantization_against_model(cfg);
 
   // ---- device and precision ----
   try {

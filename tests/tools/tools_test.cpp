@@ -337,3 +337,28 @@ TEST_F(CheckpointToolsTest, GenerateAndExportUseTheTrainedQuantization) {
 }
 
 }  // namespace
+
+namespace {
+
+// --check builds the quantization plan against the student's config.json: block sizes that fit no
+// weight or head are reported with the file and the key, before any training.
+class TrainCheckTest : public edgerazor_test::TempDirTest {};
+
+TEST_F(TrainCheckTest, CheckBuildsTheQuantizationPlanAgainstTheModel) {
+  edgerazor_test::write_file(path("t.bin"), "");
+  const std::string check = std::string("cd ") + EDGERAZOR_SOURCE_DIR + " && " + kBin +
+                            "/edgerazor-train configs/tiny-stories260k-w1.58.yaml --check --set 'data.sources[0].paths=[" +
+                            path("t.bin") + "]' --set 'data.eval_sources[0].paths=[" + path("t.bin") + "]' ";
+  const Result ok = run(check);
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  const Result kv = run(check + "--set quantization.function.kv_block_size=16");
+  EXPECT_EQ(kv.code, 2);
+  EXPECT_THAT(kv.err, HasSubstr("configs/tiny-stories260k-w1.58.yaml: quantization.function.kv_block_size: 16 does not "
+                                "divide the head dimension 8"));
+  const Result w = run(check + "--set quantization.function.w_block_size=128");
+  EXPECT_EQ(w.code, 2);
+  EXPECT_THAT(w.err, HasSubstr("configs/tiny-stories260k-w1.58.yaml: quantization"));
+  EXPECT_THAT(w.err, HasSubstr("w_block_size 128 does not divide the row length 64"));
+}
+
+}  // namespace
