@@ -15,6 +15,7 @@
 
 #include "edgerazor/runtime/device.h"
 #include "edgerazor/config/quant_presets.h"
+#include "edgerazor/config/train_config.h"
 #include "edgerazor/core/cli.h"
 #include "model_source.h"
 #include "tool_flags.h"
@@ -48,6 +49,8 @@ int main(int argc, char** argv) {
     std::string quant;
     bool no_quant = false;
     app.add_option("--quant", quant, "quantize with this preset or quantization YAML (PTQ baseline; default: a checkpoint's own)");
+    std::vector<std::string> sets;
+    app.add_option("--set", sets, "edit the quantization config first, e.g. --set function.w_block_size=64")->type_name("KEY=VALUE");
     app.add_flag("--no-quant", no_quant, "evaluate a checkpoint's float latent weights instead of its trained quantization");
     text->excludes(tokens);
     if (auto done = edgerazor::cli::parse_flags(app, argc, argv)) return *done;
@@ -55,6 +58,9 @@ int main(int argc, char** argv) {
     if (threads > 0) edgerazor::runtime::set_threads(threads);
 
     const auto source = edgerazor::cli::resolve_tool_model("edgerazor-eval", model_dir, quant, no_quant);
+    std::vector<edgerazor::config::Override> overrides;
+    for (const auto& s : sets) overrides.push_back(edgerazor::config::parse_override(s));
+    if (!overrides.empty() && source.quant.empty()) throw edgerazor::ConfigError("", 0, 0, "--set", "edits a quantization config: give --quant (or a checkpoint)");
     model_dir = source.model_dir;
     quant = source.quant;
     edgerazor::io::LoadOptions lo;
@@ -62,7 +68,7 @@ int main(int argc, char** argv) {
     lo.device = edgerazor::runtime::resolve_device(device, 0, "--device");
     auto model = edgerazor::io::load_pretrained(model_dir, lo);
     if (!quant.empty()) {
-      const auto report = edgerazor::quant::quantize_for_inference(*model, edgerazor::config::quant_config_from_arg(quant));
+      const auto report = edgerazor::quant::quantize_for_inference(*model, edgerazor::config::quant_config_from_arg(quant, overrides));
       if (!quiet) std::fprintf(stderr, "%s", report.to_text().c_str());
     }
     std::unique_ptr<edgerazor::text::Tokenizer> tokenizer;

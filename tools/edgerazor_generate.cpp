@@ -23,6 +23,7 @@
 
 #include "edgerazor/runtime/device.h"
 #include "edgerazor/config/quant_presets.h"
+#include "edgerazor/config/train_config.h"
 #include "edgerazor/core/cli.h"
 #include "model_source.h"
 #include "tool_flags.h"
@@ -42,6 +43,7 @@ using nlohmann::json;
 struct Args {
   std::string model_dir, prompt, prompt_ids, prompts_file, out_file, dtype = "float32", device = "auto";
   std::string quant, system_prompt;
+  std::vector<std::string> sets;
   bool chat = false;
   int64_t max_new_tokens = 128;
   double temperature = 0.8, top_p = 0.95;
@@ -206,6 +208,7 @@ int main(int argc, char** argv) {
     app.add_option("--device", a.device, "cpu, cuda, cuda:N or auto (a GPU when one is visible)")->capture_default_str();
     app.add_option("--threads", a.threads, "intra-op threads (default: all cores)");
     app.add_option("--quant", a.quant, "quantize with this preset or quantization YAML (PTQ; default: a checkpoint's own)");
+    app.add_option("--set", a.sets, "edit the quantization config first, e.g. --set function.w_block_size=64")->type_name("KEY=VALUE");
     app.add_flag("--no-quant", a.no_quant, "generate with a checkpoint's float latent weights instead of its trained quantization");
     app.add_flag("--chat", a.chat, "wrap each prompt as a user turn with the model's chat template");
     app.add_option("--system", a.system_prompt, "system message for --chat");
@@ -218,6 +221,9 @@ int main(int argc, char** argv) {
     if (a.threads > 0) edgerazor::runtime::set_threads(a.threads);
 
     const auto source = edgerazor::cli::resolve_tool_model("edgerazor-generate", a.model_dir, a.quant, a.no_quant);
+    std::vector<edgerazor::config::Override> overrides;
+    for (const auto& s : a.sets) overrides.push_back(edgerazor::config::parse_override(s));
+    if (!overrides.empty() && source.quant.empty()) throw ConfigError("", 0, 0, "--set", "edits a quantization config: give --quant (or a checkpoint)");
     a.model_dir = source.model_dir;
     a.quant = source.quant;
     Session s;
@@ -226,7 +232,7 @@ int main(int argc, char** argv) {
     lo.device = edgerazor::runtime::resolve_device(a.device, 0, "--device");
     s.model = edgerazor::io::load_pretrained(a.model_dir, lo);
     if (!a.quant.empty()) {
-      const auto report = edgerazor::quant::quantize_for_inference(*s.model, edgerazor::config::quant_config_from_arg(a.quant));
+      const auto report = edgerazor::quant::quantize_for_inference(*s.model, edgerazor::config::quant_config_from_arg(a.quant, overrides));
       std::fprintf(stderr, "%s", report.to_text().c_str());
     }
     if (a.chat) {

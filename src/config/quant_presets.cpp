@@ -1,5 +1,8 @@
 #include "edgerazor/config/quant_presets.h"
 
+#include "edgerazor/config/train_config.h"
+#include "yaml_util.h"
+
 #include <fstream>
 #include <map>
 
@@ -149,6 +152,25 @@ QuantConfig quant_config_from_arg(const std::string& preset_or_path) {
                         return known;
                       }() + ")");
   return load_quant_config_file(preset_or_path);
+}
+
+QuantConfig quant_config_from_arg(const std::string& preset_or_path, const std::vector<Override>& sets) {
+  if (sets.empty()) return quant_config_from_arg(preset_or_path);
+  const bool named_preset = is_preset(preset_or_path);
+  std::string text = named_preset ? to_yaml(preset(preset_or_path)) : yaml::read_file_text(preset_or_path);
+  YAML::Node root = yaml::parse_text(text, preset_or_path);
+  // A run config holds the quantization under its own key; edit that part.
+  const YAML::Node& lookup = root;  // const: operator[] must not add the key
+  YAML::Node section = root.IsMap() && lookup["quantization"] ? root["quantization"] : root;
+  std::string origin = preset_or_path;
+  for (Override o : sets) {
+    if (o.key.rfind("quantization.", 0) == 0) o.key = o.key.substr(13);
+    yaml::apply_override(section, o);
+    origin += " with --set " + o.key + "=" + o.value;
+  }
+  YAML::Emitter out;
+  out << section;
+  return parse_quant_config_yaml(out.c_str(), origin);
 }
 
 bool is_preset(const std::string& name) { return presets().count(canonical_preset_name(name)) > 0; }

@@ -285,78 +285,6 @@ QuantConfig read_quantization(Locations& loc, const Located& at) {
   return detail::read_quant_section(at);
 }
 
-// ------------------------------------------------------------------------------------------------
-// --set: walk "a.b[2].c" through the tree, creating mappings as needed, and replace the leaf by
-// the value parsed as YAML (so "1e-5", "true", "[a, b]" and "{x: 1}" all work).
-
-std::vector<std::string> split_key(const std::string& key) {
-  std::vector<std::string> parts;
-  std::string cur;
-  for (size_t i = 0; i < key.size(); ++i) {
-    const char c = key[i];
-    if (c == '.') {
-      if (cur.empty()) throw ConfigError("", 0, 0, "--set " + key, "empty key segment");
-      parts.push_back(cur);
-      cur.clear();
-    } else if (c == '[') {
-      if (!cur.empty()) parts.push_back(cur);
-      const size_t close = key.find(']', i);
-      if (close == std::string::npos) throw ConfigError("", 0, 0, "--set " + key, "missing ']'");
-      cur = key.substr(i, close - i + 1);
-      parts.push_back(cur);
-      cur.clear();
-      i = close;
-      if (i + 1 < key.size() && key[i + 1] == '.') ++i;
-    } else {
-      cur += c;
-    }
-  }
-  if (!cur.empty()) parts.push_back(cur);
-  if (parts.empty()) throw ConfigError("", 0, 0, "--set", "empty key");
-  return parts;
-}
-
-void apply_override(YAML::Node& root, const Override& o) {
-  const std::string where = "--set " + o.key + "=" + o.value;
-  YAML::Node value;
-  try {
-    value = YAML::Load(o.value);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError("", 0, 0, where, "value is not valid YAML: " + std::string(e.what()));
-  }
-  const auto parts = split_key(o.key);
-  // yaml-cpp nodes are handles: walking with copies and assigning through them edits the tree.
-  std::vector<YAML::Node> chain{root};
-  for (size_t i = 0; i < parts.size(); ++i) {
-    YAML::Node& cur = chain.back();
-    const std::string& p = parts[i];
-    const bool last = i + 1 == parts.size();
-    if (p.front() == '[') {
-      size_t index = 0;
-      try {
-        index = std::stoul(p.substr(1, p.size() - 2));
-      } catch (const std::exception&) {
-        throw ConfigError("", 0, 0, where, "'" + p + "' is not a list index");
-      }
-      if (!cur.IsSequence() || index >= cur.size())
-        throw ConfigError("", 0, 0, where, "'" + p + "' indexes past the end of the list (or not a list)");
-      if (last) {
-        cur[index] = value;
-        return;
-      }
-      chain.push_back(cur[index]);
-    } else {
-      if (cur.IsNull() || !cur.IsDefined()) cur = YAML::Node(YAML::NodeType::Map);
-      if (!cur.IsMap()) throw ConfigError("", 0, 0, where, "cannot set '" + p + "' inside a non-mapping value");
-      if (last) {
-        cur[p] = value;
-        return;
-      }
-      if (!cur[p]) cur[p] = YAML::Node(YAML::NodeType::Map);
-      chain.push_back(cur[p]);
-    }
-  }
-}
 
 bool one_of(const std::string& v, std::initializer_list<const char*> names) {
   for (const char* n : names)
@@ -473,6 +401,82 @@ void check(const TrainConfig& c, const Locations& loc, bool check_files) {
 
 }  // namespace
 
+// ------------------------------------------------------------------------------------------------
+// --set: walk "a.b[2].c" through the tree, creating mappings as needed, and replace the leaf by
+// the value parsed as YAML (so "1e-5", "true", "[a, b]" and "{x: 1}" all work).
+
+namespace {
+std::vector<std::string> split_key(const std::string& key) {
+  std::vector<std::string> parts;
+  std::string cur;
+  for (size_t i = 0; i < key.size(); ++i) {
+    const char c = key[i];
+    if (c == '.') {
+      if (cur.empty()) throw ConfigError("", 0, 0, "--set " + key, "empty key segment");
+      parts.push_back(cur);
+      cur.clear();
+    } else if (c == '[') {
+      if (!cur.empty()) parts.push_back(cur);
+      const size_t close = key.find(']', i);
+      if (close == std::string::npos) throw ConfigError("", 0, 0, "--set " + key, "missing ']'");
+      cur = key.substr(i, close - i + 1);
+      parts.push_back(cur);
+      cur.clear();
+      i = close;
+      if (i + 1 < key.size() && key[i + 1] == '.') ++i;
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) parts.push_back(cur);
+  if (parts.empty()) throw ConfigError("", 0, 0, "--set", "empty key");
+  return parts;
+}
+
+}  // namespace
+
+void yaml::apply_override(YAML::Node& root, const Override& o) {
+  const std::string where = "--set " + o.key + "=" + o.value;
+  YAML::Node value;
+  try {
+    value = YAML::Load(o.value);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("", 0, 0, where, "value is not valid YAML: " + std::string(e.what()));
+  }
+  const auto parts = split_key(o.key);
+  // yaml-cpp nodes are handles: walking with copies and assigning through them edits the tree.
+  std::vector<YAML::Node> chain{root};
+  for (size_t i = 0; i < parts.size(); ++i) {
+    YAML::Node& cur = chain.back();
+    const std::string& p = parts[i];
+    const bool last = i + 1 == parts.size();
+    if (p.front() == '[') {
+      size_t index = 0;
+      try {
+        index = std::stoul(p.substr(1, p.size() - 2));
+      } catch (const std::exception&) {
+        throw ConfigError("", 0, 0, where, "'" + p + "' is not a list index");
+      }
+      if (!cur.IsSequence() || index >= cur.size())
+        throw ConfigError("", 0, 0, where, "'" + p + "' indexes past the end of the list (or not a list)");
+      if (last) {
+        cur[index] = value;
+        return;
+      }
+      chain.push_back(cur[index]);
+    } else {
+      if (cur.IsNull() || !cur.IsDefined()) cur = YAML::Node(YAML::NodeType::Map);
+      if (!cur.IsMap()) throw ConfigError("", 0, 0, where, "cannot set '" + p + "' inside a non-mapping value");
+      if (last) {
+        cur[p] = value;
+        return;
+      }
+      if (!cur[p]) cur[p] = YAML::Node(YAML::NodeType::Map);
+      chain.push_back(cur[p]);
+    }
+  }
+}
+
 Override parse_override(const std::string& assignment) {
   const size_t eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
@@ -485,7 +489,7 @@ TrainConfig parse_tree(const std::string& yaml_text, const std::string& origin, 
                        bool check_files) {
   YAML::Node root = yaml::parse_text(yaml_text, origin);
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
-  for (const auto& o : overrides) apply_override(root, o);
+  for (const auto& o : overrides) yaml::apply_override(root, o);
   const Located top{root, origin, ""};
   if (!root.IsMap()) top.fail("expected a mapping at the top of the file");
   yaml::check_keys(top, {"run", "model", "quantization", "qat_configuration", "distillation", "kd_configuration",

@@ -13,6 +13,10 @@
 
 #include "edgerazor/core/error.h"
 
+namespace edgerazor::config {
+struct Override;  // train_config.h
+}
+
 namespace edgerazor::config::yaml {
 
 // A node plus where it lives: the file and its dotted key path ("train.lr", "losses[1].alpha").
@@ -119,5 +123,9 @@ inline YAML::Node parse_text(const std::string& text, const std::string& file) {
 }
 
 std::string read_file_text(const std::string& path);
+
+// --set KEY=VALUE on a YAML tree: walks "a.b[2].c", creating mappings as needed, and replaces the
+// leaf by VALUE parsed as YAML. Throws ConfigError naming "--set KEY=VALUE".
+void apply_override(YAML::Node& root, const Override& o);
 
 }  // namespace edgerazor::config::yaml

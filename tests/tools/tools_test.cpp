@@ -362,3 +362,25 @@ TEST_F(TrainCheckTest, CheckBuildsTheQuantizationPlanAgainstTheModel) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(ToolsTest, EvalAndGenerateTakeSetForTheQuantization) {
+  // The bundled model's rows of 64 need smaller blocks than the preset's 256: --set fixes that.
+  const std::string base = kBin + "/edgerazor-eval " + kStories + " --text " + kValid + " --max-tokens 512 --quiet --quant w1.58a8kv8";
+  const Result bad = run(base);
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("does not divide the row length 64"));
+  const Result ok = run(base + " --set strict_blocks=false --set function.w_block_size=64 --set function.kv_block_size=8");
+  EXPECT_EQ(ok.code, 0) << ok.err;
+  const Result also = run(base + " --set quantization.strict_blocks=false --set quantization.function.w_block_size=64 --set quantization.function.kv_block_size=8");
+  EXPECT_EQ(also.out, ok.out);
+  const Result typo = run(base + " --set function.w_blok_size=64");
+  EXPECT_EQ(typo.code, 2);
+  EXPECT_THAT(typo.err, HasSubstr("w_blok_size"));
+  const Result no_quant = run(kBin + "/edgerazor-generate " + kStories + " --prompt-ids 1 --set function.w_block_size=64");
+  EXPECT_EQ(no_quant.code, 2);
+  EXPECT_THAT(no_quant.err, HasSubstr("--set: edits a quantization config"));
+}
+
+}  // namespace

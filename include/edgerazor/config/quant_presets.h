@@ -20,6 +20,10 @@ namespace edgerazor::config {
 QuantConfig preset(const std::string& name);
 // A command-line value: a preset name, or a path to a YAML file with a quantization section.
 QuantConfig quant_config_from_arg(const std::string& preset_or_path);
+// The same with --set KEY=VALUE edits of its YAML before it is read (KEY relative to the
+// quantization section, e.g. function.w_block_size=32; a leading "quantization." is accepted).
+struct Override;
+QuantConfig quant_config_from_arg(const std::string& preset_or_path, const std::vector<Override>& sets);
 bool is_preset(const std::string& name);
 std::vector<std::string> preset_names();
 // "w1.58a8kv8_embint4" -> "w1_58a8kv8_embint4" (the canonical spelling).
