@@ -53,10 +53,12 @@ std::string ExportReport::to_text() const {
                 static_cast<long long>(coverage.total_params), coverage.average_code_bits(),
                 coverage.average_bits_with_scales());
   o << line;
-  std::snprintf(line, sizeof line,
-                "  file %llu bytes vs bf16 %llu bytes: %.3fx smaller (theoretical, spec 8.2: %.3fx)\n",
-                static_cast<unsigned long long>(file_bytes), static_cast<unsigned long long>(bf16_bytes()), file_ratio(),
-                theoretical_ratio());
+  // A file can be larger than bf16 (e.g. an unquantized F32 GGUF): say so rather than "0.5x smaller".
+  const double ratio = file_ratio();
+  const bool smaller = ratio >= 1.0;
+  std::snprintf(line, sizeof line, "  file %llu bytes vs bf16 %llu bytes: %.3fx %s (theoretical, spec 8.2: %.3fx)\n",
+                static_cast<unsigned long long>(file_bytes), static_cast<unsigned long long>(bf16_bytes()),
+                smaller ? ratio : (ratio > 0 ? 1.0 / ratio : 0.0), smaller ? "smaller" : "larger", theoretical_ratio());
   o << line;
   for (const auto& w : warnings) o << "  warning: " << w << "\n";
   return o.str();
