@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
     app.add_option("--out", o.out, "output file (packed, gguf) or folder (hf)");
     app.add_option("--preset", o.source.preset, "quantization preset (post-training quantization of an HF folder)");
     app.add_option("--config", o.source.config_file, "quantization config YAML (instead of a preset)");
+    std::vector<std::string> sets;
+    app.add_option("--set", sets, "edit the quantization config first, e.g. --set function.w_block_size=64")->type_name("KEY=VALUE");
     app.add_flag("--no-quant", o.source.no_quant, "export a checkpoint's float latent weights, not its trained quantization");
     app.add_option("--checkpoint", o.source.checkpoint, "run directory: step_N or latest (default: newest complete)");
     app.add_option("--gguf-type", o.gguf_type, "auto | tq2_0 | tq1_0 | q4_0 | f16 | f32");
@@ -58,6 +60,7 @@ int main(int argc, char** argv) {
     app.add_option("--inspect", inspect_path, "print the metadata and tensors of a GGUF file and exit");
     if (auto done = edgerazor::cli::parse_flags(app, argc, argv)) return *done;
     if (!inspect_path.empty()) return inspect(inspect_path);
+    for (const auto& s : sets) o.source.sets.push_back(edgerazor::config::parse_override(s));
     if (o.source.source.empty()) throw ConfigError("", 0, 0, "SOURCE", "a source folder is required");
     if (o.format.empty()) throw ConfigError("", 0, 0, "--format", "give --format packed, hf or gguf");
     if (dtype != "float32" && dtype != "bfloat16") throw ConfigError("", 0, 0, "--dtype", "float32 or bfloat16, got '" + dtype + "'");

@@ -159,15 +159,18 @@ QuantizedModel load_quantized_model(const ExportSourceOptions& options) {
   std::optional<config::QuantConfig> qc;
   std::string how;
   if (!options.preset.empty()) {
-    qc = config::preset(options.preset);
+    qc = config::quant_config_from_arg(options.preset, options.sets);
     how = "preset " + options.preset;
   } else if (!options.config_file.empty()) {
-    qc = config::load_quant_config_file(options.config_file);
+    qc = config::quant_config_from_arg(options.config_file, options.sets);
     how = "config " + options.config_file;
   } else if (!src.quant_config_file.empty() && !options.no_quant) {
-    qc = config::load_quant_config_file(src.quant_config_file);
+    qc = config::quant_config_from_arg(src.quant_config_file, options.sets);
     how = "its quantization.yaml";
   }
+  if (!options.sets.empty() && !qc)
+    throw ConfigError("", 0, 0, "--set", "edits a quantization config: give --preset/--config (or a checkpoint)");
+  if (!options.sets.empty()) how += " with " + std::to_string(options.sets.size()) + " --set edit(s)";
   if (options.no_quant && (!options.preset.empty() || !options.config_file.empty()))
     throw ConfigError("", 0, 0, "--no-quant", "give either --no-quant or --preset/--config");
   if (qc && !src.quant_config_file.empty() && (!options.preset.empty() || !options.config_file.empty()))

@@ -378,6 +378,10 @@ TEST_F(ToolsTest, EvalAndGenerateTakeSetForTheQuantization) {
   const Result typo = run(base + " --set function.w_blok_size=64");
   EXPECT_EQ(typo.code, 2);
   EXPECT_THAT(typo.err, HasSubstr("w_blok_size"));
+  const Result gguf = run(kBin + "/edgerazor-export " + kStories + " --preset w1.58a8kv8 --format gguf --out " + path("s.gguf") +
+                          " --set strict_blocks=false --set function.w_block_size=64 --set function.kv_block_size=8");
+  EXPECT_EQ(gguf.code, 0) << gguf.err;
+  EXPECT_THAT(gguf.out, HasSubstr("--set edit(s)"));
   const Result no_quant = run(kBin + "/edgerazor-generate " + kStories + " --prompt-ids 1 --set function.w_block_size=64");
   EXPECT_EQ(no_quant.code, 2);
   EXPECT_THAT(no_quant.err, HasSubstr("--set: edits a quantization config"));

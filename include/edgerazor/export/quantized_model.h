@@ -19,6 +19,7 @@
 
 #include "edgerazor/config/quant_config.h"
 #include "edgerazor/config/quant_plan.h"
+#include "edgerazor/config/train_config.h"
 #include "edgerazor/model/transformer.h"
 #include "edgerazor/quant/functions.h"
 
@@ -30,6 +31,7 @@ struct ExportSourceOptions {
   std::string config_file;    // quantization YAML (same role as preset)
   std::string checkpoint;     // run dir only: "step_N" or "latest"; "" = newest complete
   bool no_quant = false;      // ignore a checkpoint's quantization.yaml: the float latent weights
+  std::vector<config::Override> sets;  // --set edits of the quantization config used (preset, YAML or the run's)
   at::ScalarType dtype = at::kFloat;  // dtype the latent weights are loaded and quantized in
 };
 
