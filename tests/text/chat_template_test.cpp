@@ -1,4 +1,4 @@
-// Chat templates without npm: the real Qwen3 template and Llama 3 template against golden text
+// Chat templates without a reference install: the real Qwen3 template and Llama 3 template against golden text
 // (verified with @huggingface/jinja 0.5.11), assistant spans and labels, and the Jinja
 // interpreter feature by feature, including its error messages.
 #include <fstream>
