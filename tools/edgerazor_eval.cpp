@@ -15,7 +15,6 @@
 
 #include "edgerazor/runtime/device.h"
 #include "edgerazor/config/quant_presets.h"
-#include "edgerazor/config/train_config.h"
 #include "edgerazor/core/cli.h"
 #include "model_source.h"
 #include "tool_flags.h"
@@ -57,18 +56,14 @@ int main(int argc, char** argv) {
     if (text_file.empty() && tokens_file.empty()) throw edgerazor::ConfigError("", 0, 0, "", "give --text FILE or --tokens FILE");
     if (threads > 0) edgerazor::runtime::set_threads(threads);
 
-    const auto source = edgerazor::cli::resolve_tool_model("edgerazor-eval", model_dir, quant, no_quant);
-    std::vector<edgerazor::config::Override> overrides;
-    for (const auto& s : sets) overrides.push_back(edgerazor::config::parse_override(s));
-    if (!overrides.empty() && source.quant.empty()) throw edgerazor::ConfigError("", 0, 0, "--set", "edits a quantization config: give --quant (or a checkpoint)");
+    const auto source = edgerazor::cli::resolve_tool_model("edgerazor-eval", model_dir, quant, no_quant, sets);
     model_dir = source.model_dir;
-    quant = source.quant;
     edgerazor::io::LoadOptions lo;
     lo.dtype = dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
     lo.device = edgerazor::runtime::resolve_device(device, 0, "--device");
     auto model = edgerazor::io::load_pretrained(model_dir, lo);
-    if (!quant.empty()) {
-      const auto report = edgerazor::quant::quantize_for_inference(*model, edgerazor::config::quant_config_from_arg(quant, overrides));
+    if (!source.quant.empty()) {
+      const auto report = edgerazor::quant::quantize_for_inference(*model, source.quant_config());
       if (!quiet) std::fprintf(stderr, "%s", report.to_text().c_str());
     }
     std::unique_ptr<edgerazor::text::Tokenizer> tokenizer;
@@ -116,7 +111,7 @@ int main(int argc, char** argv) {
                                    {"tokens", r.tokens},
                                    {"mean_nll", r.mean_nll},
                                    {"perplexity", r.perplexity},
-                                   {"quant", quant}};
+                                   {"quant", source.quant}};
     std::printf("%s\n", result.dump().c_str());
     return 0;
   });

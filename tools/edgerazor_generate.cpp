@@ -23,7 +23,6 @@
 
 #include "edgerazor/runtime/device.h"
 #include "edgerazor/config/quant_presets.h"
-#include "edgerazor/config/train_config.h"
 #include "edgerazor/core/cli.h"
 #include "model_source.h"
 #include "tool_flags.h"
@@ -220,19 +219,15 @@ int main(int argc, char** argv) {
     if (!a.prompts_file.empty() && a.out_file.empty()) throw ConfigError("", 0, 0, "--out", "batch mode needs --out FILE");
     if (a.threads > 0) edgerazor::runtime::set_threads(a.threads);
 
-    const auto source = edgerazor::cli::resolve_tool_model("edgerazor-generate", a.model_dir, a.quant, a.no_quant);
-    std::vector<edgerazor::config::Override> overrides;
-    for (const auto& s : a.sets) overrides.push_back(edgerazor::config::parse_override(s));
-    if (!overrides.empty() && source.quant.empty()) throw ConfigError("", 0, 0, "--set", "edits a quantization config: give --quant (or a checkpoint)");
+    const auto source = edgerazor::cli::resolve_tool_model("edgerazor-generate", a.model_dir, a.quant, a.no_quant, a.sets);
     a.model_dir = source.model_dir;
-    a.quant = source.quant;
     Session s;
     edgerazor::io::LoadOptions lo;
     lo.dtype = a.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
     lo.device = edgerazor::runtime::resolve_device(a.device, 0, "--device");
     s.model = edgerazor::io::load_pretrained(a.model_dir, lo);
-    if (!a.quant.empty()) {
-      const auto report = edgerazor::quant::quantize_for_inference(*s.model, edgerazor::config::quant_config_from_arg(a.quant, overrides));
+    if (!source.quant.empty()) {
+      const auto report = edgerazor::quant::quantize_for_inference(*s.model, source.quant_config());
       std::fprintf(stderr, "%s", report.to_text().c_str());
     }
     if (a.chat) {

@@ -54,8 +54,8 @@ int main(int argc, char** argv) {
     for (const auto& s : sets) overrides.push_back(edgerazor::config::parse_override(s));
     if (!device.empty()) overrides.push_back(edgerazor::config::parse_override("train.device=" + device));
     const auto config = edgerazor::config::load_train_config(config_path, overrides);
-    edgerazor::train::check_quantization_against_model(config);
     if (check) {
+      edgerazor::train::check_quantization_against_model(config);  // Trainer::setup runs it for a real run
       std::cout << "# " << config_path << ": valid; resolved config:\n" << edgerazor::config::to_yaml(config);
       return 0;
     }

@@ -7,7 +7,10 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
+#include "edgerazor/config/quant_presets.h"
+#include "edgerazor/config/train_config.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/export/quantized_model.h"
 
@@ -17,10 +20,13 @@ struct ToolModel {
   std::string model_dir;      // config.json + safetensors
   std::string tokenizer_dir;  // tokenizer.model / tokenizer.json
   std::string quant;          // preset name or quantization YAML; "" = float weights
+  std::vector<config::Override> sets;  // --set edits of that quantization config
+
+  config::QuantConfig quant_config() const { return config::quant_config_from_arg(quant, sets); }
 };
 
 inline ToolModel resolve_tool_model(const std::string& tool, const std::string& source, const std::string& quant_flag,
-                                    bool no_quant) {
+                                    bool no_quant, const std::vector<std::string>& sets) {
   if (no_quant && !quant_flag.empty()) throw ConfigError("", 0, 0, "--no-quant", "give either --quant or --no-quant");
   exporter::ExportSourceOptions options;
   options.source = source;
@@ -40,6 +46,9 @@ inline ToolModel resolve_tool_model(const std::string& tool, const std::string& 
   } else {
     how = "full precision";
   }
+  for (const auto& s : sets) m.sets.push_back(config::parse_override(s));
+  if (!m.sets.empty() && m.quant.empty())
+    throw ConfigError("", 0, 0, "--set", "edits a quantization config: give --quant (or a checkpoint)");
   std::fprintf(stderr, "%s: %s, %s\n", tool.c_str(), what.c_str(), how.c_str());
   return m;
 }

@@ -344,9 +344,7 @@ void check(const TrainConfig& c, const Locations& loc, bool check_files) {
   if (!(t.max_grad_norm >= 0)) loc.fail("train.max_grad_norm", "must be >= 0 (0 disables clipping)");
   if (!one_of(t.precision, {"auto", "bf16", "fp32"}))
     loc.fail("train.precision", "must be auto, bf16 or fp32, got '" + t.precision + "'");
-  const bool cuda_n = t.device.rfind("cuda:", 0) == 0 && t.device.size() > 5 && t.device.size() <= 9 &&
-                      std::all_of(t.device.begin() + 5, t.device.end(), [](unsigned char ch) { return std::isdigit(ch); });
-  if (!one_of(t.device, {"cpu", "cuda", "auto"}) && !cuda_n)
+  if (!is_device_spec(t.device))
     loc.fail("train.device", "must be cpu, cuda, cuda:N or auto, got '" + t.device + "'");
   if (t.log_interval < 1) loc.fail("train.log_interval", "must be >= 1");
   if (t.eval_interval < 0) loc.fail("train.eval_interval", "must be >= 0");
@@ -475,6 +473,12 @@ void yaml::apply_override(YAML::Node& root, const Override& o) {
       chain.push_back(cur[p]);
     }
   }
+}
+
+bool is_device_spec(const std::string& spec) {
+  if (spec == "cpu" || spec == "cuda" || spec == "auto") return true;
+  return spec.rfind("cuda:", 0) == 0 && spec.size() > 5 && spec.size() <= 9 &&
+         std::all_of(spec.begin() + 5, spec.end(), [](unsigned char ch) { return std::isdigit(ch); });
 }
 
 Override parse_override(const std::string& assignment) {

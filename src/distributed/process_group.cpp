@@ -49,6 +49,7 @@
 #include <sstream>
 #include <thread>
 
+#include "edgerazor/config/train_config.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/runtime/device.h"
 
@@ -203,7 +204,7 @@ namespace {
 
 void resolve_device(ProcessGroup::State& s, const ProcessGroupOptions& options) {
   const std::string& d = options.device();
-  if (!runtime::is_device_spec(d))
+  if (!config::is_device_spec(d))
     throw ConfigError("distributed device '" + d + "': expected cpu, cuda, cuda:N or auto");
   // Only the spelling is checked here: whether that GPU exists is for CUDA and NCCL to say when
   // the backend starts (their own errors, which name the device and the driver).
@@ -308,6 +309,13 @@ void create_nccl(ProcessGroup::State& s) {
 #endif
 }
 
+void create_backend(ProcessGroup::State& s) {
+  if (s.backend == "nccl")
+    create_nccl(s);
+  else
+    create_gloo(s);
+}
+
 }  // namespace
 
 ProcessGroup::ProcessGroup(const ProcessGroupOptions& options) : ProcessGroup(read_dist_env(), options) {}
@@ -326,10 +334,7 @@ ProcessGroup::ProcessGroup(const DistEnv& env, const ProcessGroupOptions& option
   resolve_backend(s, options);
   connect_store(s);
   try {
-    if (s.backend == "nccl")
-      create_nccl(s);
-    else
-      create_gloo(s);
+    create_backend(s);
   } catch (const DistributedError&) {
     throw;
   } catch (...) {
@@ -347,10 +352,7 @@ void probe_backend(const std::string& backend, const std::string& device) {
   resolve_backend(s, ProcessGroupOptions().backend(backend));
   s.store = c10::make_intrusive<c10d::HashStore>();
   try {
-    if (s.backend == "nccl")
-      create_nccl(s);
-    else
-      create_gloo(s);
+    create_backend(s);
     std::vector<at::Tensor> tensors{at::ones({4}, at::TensorOptions().device(s.dev))};
     s.group->allreduce(tensors, c10d::AllreduceOptions())->wait(s.timeout);
     if (tensors[0].sum().item<double>() != 4.0) throw std::runtime_error("all_reduce over one rank changed the values");

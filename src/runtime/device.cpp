@@ -4,29 +4,10 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
-#include <algorithm>
-#include <cctype>
-
+#include "edgerazor/config/train_config.h"
 #include "edgerazor/core/error.h"
 
 namespace edgerazor::runtime {
-namespace {
-
-bool parse_index(const std::string& digits, int& out) {
-  if (digits.empty() || digits.size() > 4 ||
-      !std::all_of(digits.begin(), digits.end(), [](unsigned char c) { return std::isdigit(c); }))
-    return false;
-  out = std::stoi(digits);
-  return true;
-}
-
-}  // namespace
-
-bool is_device_spec(const std::string& spec) {
-  int index = 0;
-  return spec == "cpu" || spec == "cuda" || spec == "auto" ||
-         (spec.rfind("cuda:", 0) == 0 && parse_index(spec.substr(5), index));
-}
 
 bool built_with_cuda() {
 #if defined(EDGERAZOR_WITH_CUDA)
@@ -47,7 +28,7 @@ std::string cuda_unavailable_reason() {
 }
 
 c10::Device resolve_device(const std::string& spec, int local_rank, const std::string& what) {
-  if (!is_device_spec(spec))
+  if (!config::is_device_spec(spec))
     throw ConfigError(what + ": expected cpu, cuda, cuda:N or auto, got '" + spec + "'");
   if (spec == "cpu") return c10::Device(c10::kCPU);
   const int count = cuda_device_count();
@@ -55,7 +36,7 @@ c10::Device resolve_device(const std::string& spec, int local_rank, const std::s
   if (count == 0) throw ConfigError(what + ": '" + spec + "' requested but " + cuda_unavailable_reason());
   int index = 0;
   if (spec.rfind("cuda:", 0) == 0) {
-    parse_index(spec.substr(5), index);
+    index = std::stoi(spec.substr(5));  // at most 4 digits (is_device_spec)
   } else {  // cuda or auto: this rank's GPU
     index = local_rank;
     if (index >= count)

@@ -8,6 +8,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "edgerazor/config/train_config.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/distributed/process_group.h"
 #include "edgerazor/io/hf_model.h"
@@ -66,10 +67,10 @@ TEST(GpuBuild, GlooBackendStartsOnTheCpu) { EXPECT_NO_THROW(dist::probe_backend(
 TEST(DeviceSpec, ResolvesOrSaysWhy) {
   EXPECT_EQ(rt::resolve_device("cpu"), c10::Device(c10::kCPU));
   for (const char* bad : {"tpu", "cuda:", "cuda:x", "CUDA", "gpu", ""}) {
-    EXPECT_FALSE(rt::is_device_spec(bad)) << bad;
+    EXPECT_FALSE(edgerazor::config::is_device_spec(bad)) << bad;
     EXPECT_THROW(rt::resolve_device(bad, 0, "train.device"), edgerazor::ConfigError) << bad;
   }
-  EXPECT_TRUE(rt::is_device_spec("cuda:12"));
+  EXPECT_TRUE(edgerazor::config::is_device_spec("cuda:12"));
   try {
     rt::resolve_device("tpu", 0, "--device");
     FAIL();

@@ -101,6 +101,10 @@ struct Override {
 // "train.lr=1e-5" -> {train.lr, 1e-5}; throws ConfigError without '='.
 Override parse_override(const std::string& assignment);
 
+// A device as train.device and --device spell it: cpu | cuda | cuda:N (N up to 4 digits) | auto.
+// Syntax only; runtime::resolve_device decides what it means on this machine.
+bool is_device_spec(const std::string& spec);
+
 // check_files = false skips the file-system checks (model folders, data paths), e.g. to inspect a
 // config written for another machine.
 TrainConfig load_train_config(const std::string& path, const std::vector<Override>& overrides = {},

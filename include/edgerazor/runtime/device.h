@@ -13,10 +13,8 @@
 
 namespace edgerazor::runtime {
 
-// Syntax only (no device is queried): one of the four forms above.
-bool is_device_spec(const std::string& spec);
-
-// Throws ConfigError naming `what` (e.g. "train.device", "--device") when the spec is malformed,
+// Throws ConfigError naming `what` (e.g. "train.device", "--device") when the spec is malformed
+// (config::is_device_spec),
 // when CUDA is asked for and this LibTorch has no CUDA or this process sees no GPU (the reason
 // says which), or when the GPU index is not below the number of visible GPUs.
 c10::Device resolve_device(const std::string& spec, int local_rank = 0, const std::string& what = "device");
