@@ -14,6 +14,11 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${EDGERAZOR_BIN:-$here/build/bin}/edgerazor-bench"
 py="${PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}"
+# The eager peer at its best: glibc keeps freed memory in the heap, the allocator policy
+# edgerazor-bench gives itself (runtime::configure_allocator: mmap threshold 32 MiB, no trimming);
+# on glibc's defaults eager spends most of a step in page faults here. Same threads: both default
+# to the cores this process may use, and --threads N reaches both.
+eager_env=(env MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=2147483647)
 rounds="${ROUNDS:-1}"
 [ -x "$bin" ] || { echo "compare.sh: $bin not found; build it first (scripts/build.sh)" >&2; exit 1; }
 "$py" -c 'import torch' 2>/dev/null ||
@@ -24,7 +29,7 @@ trap 'rm -rf "$out"' EXIT
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)   ($(nproc) cores)"
 for ((r = 1; r <= rounds; r++)); do
   "$bin" step "$@" | tail -n 1 >>"$out/cpp.jsonl"
-  "$py" "$here/bench/py_eager_step.py" step "$@" | tail -n 1 >>"$out/eager.jsonl"
+  "${eager_env[@]}" "$py" "$here/bench/py_eager_step.py" step "$@" | tail -n 1 >>"$out/eager.jsonl"
 done
 echo "# load average after:  $(cut -d' ' -f1-3 /proc/loadavg)"
 

@@ -12,6 +12,11 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${EDGERAZOR_BIN:-$here/build/bin}/edgerazor-bench"
 py="${PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}"
+# The eager peer at its best: glibc keeps freed memory in the heap, the allocator policy
+# edgerazor-bench gives itself (runtime::configure_allocator: mmap threshold 32 MiB, no trimming);
+# on glibc's defaults eager spends most of a step in page faults here. Same threads: both default
+# to the cores this process may use, and --threads N reaches both.
+eager_env=(env MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=2147483647)
 seqs="${SEQS:-256 512 1024 2048}"
 vocabs="${VOCABS:-32000 151936}"
 batch="${BATCH:-1}"
@@ -34,7 +39,7 @@ for vocab in $vocabs; do
     j="$("$bin" step "${common[@]}" --vocab "$vocab" --seq "$seq" "$@" | tail -n 1)"
     row edgerazor "$vocab" "$seq" "$j"
     if [ "${EAGER:-0}" = 1 ]; then
-      j="$("$py" "$here/bench/py_eager_step.py" step "${common[@]}" --vocab "$vocab" --seq "$seq" "$@" | tail -n 1)" ||
+      j="$("${eager_env[@]}" "$py" "$here/bench/py_eager_step.py" step "${common[@]}" --vocab "$vocab" --seq "$seq" "$@" | tail -n 1)" ||
         { echo "| eager | $vocab | $seq | | failed (out of memory?) | | | | | | |"; continue; }
       row eager "$vocab" "$seq" "$j"
     fi
