@@ -13,7 +13,7 @@
 # Re-running reuses every finished step (data, evaluations, QAD runs, exports); an interrupted
 # QAD run resumes from its last checkpoint. --fresh deletes the run folder first.
 # Takes 2-3.5 minutes on 2 CPU cores (--quick: under a minute, for smoke tests). Training runs
-# with --threads 1 by default: on a busy 2-core machine two threads are many times slower.
+# with the library's default thread count, which gives way to other load; --threads N fixes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -22,7 +22,7 @@ BIN=${EDGERAZOR_BIN_DIR:-$ROOT/build/bin}
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "demo: error: $*" >&2; exit 1; }
 
-QUICK=0 FRESH=0 SYNTHETIC=0 OUT="" STEPS="" THREADS=1
+QUICK=0 FRESH=0 SYNTHETIC=0 OUT="" STEPS="" THREADS=""
 while (($#)); do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -40,7 +40,9 @@ while (($#)); do
   shift
 done
 [[ -z $STEPS || $STEPS =~ ^[1-9][0-9]*$ ]] || die "--steps must be a positive integer, not '$STEPS'"
-[[ $THREADS =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer, not '$THREADS'"
+[[ -z $THREADS || $THREADS =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer, not '$THREADS'"
+THREAD_FLAGS=()  # none: the library's default, which gives way to other load on the machine
+[[ -n $THREADS ]] && THREAD_FLAGS=(--threads "$THREADS")
 
 # Sizes of the work. The QAD step count is the configs' 200 unless --steps/--quick say otherwise.
 if ((QUICK)); then
@@ -102,6 +104,20 @@ logged() {
     exit 1
   fi
 }
+# Like logged, and the trainer's progress lines ("step N/M | ...", "eval step N: ...") also shown,
+# indented, as they come: a QAD run takes a minute or more.
+logged_live() {
+  local log=$OUT/logs/$1.log; shift
+  set +e
+  "$@" 2>&1 | tee "$log" | grep --line-buffered -E '^(step [0-9]+/|eval step )' | sed -u 's/^/   /'
+  local status=("${PIPESTATUS[@]}")
+  set -e
+  if ((status[0] != 0)); then
+    echo "demo: error: this step failed; the end of $log:" >&2
+    tail -n 25 "$log" | tr '\r' '\n' | tail -n 25 >&2
+    exit 1
+  fi
+}
 # First number after "KEY": in a JSON file (top-level keys of our one-line and sorted reports).
 # (sed -n 1p, not head: head closing the pipe early would fail the pipeline under pipefail)
 json_num() { tr -d '\n' <"$1" | grep -o "\"$2\": *[-0-9.eE+]*" | sed -n '1s/.*: *//p'; }
@@ -109,7 +125,7 @@ json_num() { tr -d '\n' <"$1" | grep -o "\"$2\": *[-0-9.eE+]*" | sed -n '1s/.*: 
 fmt() { awk -v x="$1" -v d="$2" 'BEGIN { if (x ~ /^[-+0-9.eE]+$/) printf ("%." d "f"), x; else printf "n/a" }'; }
 
 echo "EdgeRazor demo -> $OUT"
-echo "   teacher: $SOURCE; QAD steps: $STEPS; held-out tokens: $EVAL_TOKENS; threads: $THREADS"
+echo "   teacher: $SOURCE; QAD steps: $STEPS; held-out tokens: $EVAL_TOKENS; threads: ${THREADS:-default (follows the load)}"
 
 # ---------------------------------------------------------------------------------------------
 # 1. Teacher and text
@@ -284,7 +300,7 @@ YAML
   if [[ ! -f $TEACHER/DONE ]]; then
     resume=()
     compgen -G "$TEACHER_RUN/checkpoints/step_*/DONE" >/dev/null && resume=(--resume)
-    logged teacher-pretrain "$BIN/edgerazor-train" "$OUT/configs/teacher.yaml" --threads "$THREADS" "${resume[@]}"
+    logged_live teacher-pretrain "$BIN/edgerazor-train" "$OUT/configs/teacher.yaml" "${THREAD_FLAGS[@]}" "${resume[@]}"
   fi
   [[ -f $TEACHER/DONE ]] || die "teacher pretraining finished without $TEACHER/DONE (see $OUT/logs/teacher-pretrain.log)"
   grep '"type":"eval"' "$TEACHER_RUN/metrics.jsonl" | tail -n 1 | sed 's/^/   last eval: /'
@@ -299,7 +315,7 @@ QUANTS=(w1.58 w1.88)
 evaluate() {  # NAME MODEL_DIR [--quant YAML]
   local name=$1; shift
   [[ -s $OUT/eval/$name.json ]] && return 0
-  logged "eval-$name" "$BIN/edgerazor-eval" "$@" --text "$VALID_TXT" --max-tokens "$EVAL_TOKENS" --threads "$THREADS" --quiet \
+  logged "eval-$name" "$BIN/edgerazor-eval" "$@" --text "$VALID_TXT" --max-tokens "$EVAL_TOKENS" "${THREAD_FLAGS[@]}" --quiet \
     "${EVAL_BOS[@]}"
   tail -n 1 "$OUT/logs/eval-$name.log" >"$OUT/eval/$name.json.tmp"
   mv "$OUT/eval/$name.json.tmp" "$OUT/eval/$name.json"
@@ -328,14 +344,13 @@ for q in "${QUANTS[@]}"; do
     compgen -G "$run/checkpoints/step_*/DONE" >/dev/null && resume=(--resume)
     ((${#resume[@]})) && echo "   resuming from the last checkpoint"
     echo "   log: $OUT/logs/qad-$q.log"
-    logged "qad-$q" "$BIN/edgerazor-train" "$ROOT/configs/tiny-stories260k-$q.yaml" --threads "$THREADS" "${resume[@]}" \
+    logged_live "qad-$q" "$BIN/edgerazor-train" "$ROOT/configs/tiny-stories260k-$q.yaml" "${THREAD_FLAGS[@]}" "${resume[@]}" \
       --set "run.output_dir=$OUT/runs" --set "run.name=qad-$q" \
       --set "model.teacher=$TEACHER" --set "model.student=$TEACHER" \
       --set "data.sources[0].paths=[$OUT/data/train.bin]" --set "data.eval_sources[0].paths=[$OUT/data/valid.bin]" \
       --set "train.max_steps=$STEPS" --set "train.log_interval=$LOG_INTERVAL" --set "train.save_interval=$(( STEPS / 2 ))" \
       --set "train.eval_batches=$EVAL_BATCHES" --set "train.eval_interval=$(( STEPS >= 40 ? STEPS / 8 : 5 ))"
     [[ -f $ckpt/DONE ]] || die "QAD $q finished without $ckpt/DONE (see $OUT/logs/qad-$q.log)"
-    grep '^step ' "$OUT/logs/qad-$q.log" | tail -n 1 | sed 's/^/   /'
   fi
   grep '"type":"eval"' "$run/metrics.jsonl" | tail -n 1 | sed 's/^/   last eval: /'
   evaluate "qad-$q" "$ckpt" --quant "$ckpt/quantization.yaml"
@@ -399,7 +414,7 @@ for name in "${ROWS[@]}"; do
   printf '{"prompt": "%s"}\n' "$PROMPT" >"$OUT/samples/prompt.jsonl"
   rm -f "$OUT/samples/$name.generate.jsonl.tmp"
   logged "generate-$name" "$BIN/edgerazor-generate" "${args[@]}" --prompts "$OUT/samples/prompt.jsonl" \
-    --out "$OUT/samples/$name.generate.jsonl.tmp" --greedy --max-new-tokens "$STORY_TOKENS" --threads "$THREADS"
+    --out "$OUT/samples/$name.generate.jsonl.tmp" --greedy --max-new-tokens "$STORY_TOKENS" "${THREAD_FLAGS[@]}"
   mv "$OUT/samples/$name.generate.jsonl.tmp" "$OUT/samples/$name.generate.jsonl"
 done
 # tokens/s from the progress line ("... 1/1 prompts, 2116.2 tok/s")

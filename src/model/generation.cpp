@@ -8,6 +8,8 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "edgerazor/runtime/runtime.h"
+
 #include "edgerazor/model/perplexity.h"
 
 namespace edgerazor::model {
@@ -62,6 +64,7 @@ std::vector<int64_t> generate(CausalLMImpl& model, const std::vector<int64_t>& p
   std::vector<int64_t> out;
   at::Tensor input = at::tensor(prompt, at::TensorOptions().dtype(at::kLong)).view({1, -1}).to(device);
   for (int64_t step = 0; step < o.max_new_tokens; ++step) {
+    runtime::adapt_threads();
     const at::Tensor logits = model.forward(input, fo).logits;  // (1, T, V)
     const int64_t next = select_token(logits[0][-1], o, rng);
     out.push_back(next);
@@ -100,6 +103,7 @@ PerplexityResult evaluate_perplexity(CausalLMImpl& model, const std::vector<int3
     while (j < windows.size() && static_cast<int64_t>(j - i) < std::max<int64_t>(1, o.batch_size) &&
            windows[j].second == windows[i].second)
       ++j;
+    runtime::adapt_threads();
     const int64_t B = static_cast<int64_t>(j - i), T = windows[i].second + prefix;
     at::Tensor ids = at::empty({B, T}, at::kLong);
     auto acc = ids.accessor<int64_t, 2>();

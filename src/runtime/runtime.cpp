@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "edgerazor/core/cli.h"
+#include "thread_governor.h"
 
 namespace edgerazor::runtime {
 
@@ -28,7 +29,9 @@ int available_cores() {
 }
 
 void set_threads(int n) {
-  if (n >= 1) at::set_num_threads(n);
+  if (n < 1) return;
+  at::set_num_threads(n);
+  detail::governor_disable();
 }
 
 void configure_threads() {
@@ -38,7 +41,12 @@ void configure_threads() {
     return;  // 0 or junk: leave LibTorch alone
   }
   if (std::getenv("OMP_NUM_THREADS") != nullptr) return;
-  set_threads(available_cores());
+  use_default_threads();
+}
+
+void use_default_threads() {
+  at::set_num_threads(available_cores());
+  detail::governor_enable(available_cores());
 }
 
 void configure_allocator() {

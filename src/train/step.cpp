@@ -19,6 +19,7 @@
 #include "edgerazor/model/transformer.h"
 #include "edgerazor/quant/hooks.h"
 #include "edgerazor/quant/weight_quantizer.h"
+#include "edgerazor/runtime/runtime.h"
 #include "edgerazor/train/fused_adamw.h"
 
 namespace edgerazor::train {
@@ -235,6 +236,7 @@ EvalResult evaluate(model::CausalLMImpl& m, data::DataLoader& loader, int64_t ma
   // rank taking its interleaved share of them; the trainer sums the ranks' token-weighted losses.
   const uint64_t units = static_cast<uint64_t>(max_batches) * static_cast<uint64_t>(loader.batch_size());
   while (loader.next_eval(b, units)) {
+    runtime::adapt_threads();
     const StepBatch batch = to_tensors(b, device);
     // Next-token targets of this batch: labels[:, 1:] that are not ignored.
     const int64_t n = batch.labels.narrow(1, 1, batch.labels.size(1) - 1).ne(data::kIgnoreIndex).sum().item<int64_t>();

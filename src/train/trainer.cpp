@@ -23,6 +23,7 @@
 #include "edgerazor/runtime/caching_allocator.h"
 #include "edgerazor/runtime/device.h"
 #include "edgerazor/runtime/gpu_memory.h"
+#include "edgerazor/runtime/runtime.h"
 #include "edgerazor/train/checkpoint.h"
 #include "edgerazor/train/metrics.h"
 #include "edgerazor/train/preflight.h"
@@ -325,6 +326,7 @@ TrainSummary Trainer::train() {
   PartSums window;
 
   while (s.step < s.total_steps) {
+    runtime::adapt_threads();  // the default thread count follows other load (runtime.h)
     s.last_lr = t.lr * config::lr_lambda(t.lr_scheduler, s.step, s.warmup, s.total_steps, s.min_lr_ratio);
     set_learning_rate(*s.optimizer, s.last_lr);
     for (int64_t m = 0; m < t.gradient_accumulation_steps; ++m) {

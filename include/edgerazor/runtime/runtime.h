@@ -5,6 +5,12 @@
 //   EDGERAZOR_NUM_THREADS=N  -> N threads (0 = leave LibTorch's own default alone)
 //   OMP_NUM_THREADS=N        -> respected (LibTorch already reads it)
 // Tools also take --threads N, which calls set_threads(N). See configure_allocator() too.
+//
+// Under load: when the count is ours (no flag, no variable), adapt_threads() lowers it to the
+// cores that other processes leave free, and raises it again when they go. OpenMP threads wait
+// for each other at the end of every parallel region, so one thread that shares its core with
+// another job stalls all of them: 2 threads beside one busy process trained 3x and generated 13x
+// slower than 1 thread (bench/README.md, "Threads on a busy machine").
 #pragma once
 
 namespace edgerazor::runtime {
@@ -15,8 +21,20 @@ int available_cores();
 // Applies the policy above; idempotent. Called automatically when the library loads.
 void configure_threads();
 
-// Explicit override (N >= 1).
+// Explicit override (N >= 1); also stops adapt_threads() from changing the count.
 void set_threads(int n);
+
+// Back to the library's own choice: every available core, following other load.
+void use_default_threads();
+
+// Called by long loops (training steps, generated tokens, evaluated batches) on the thread that
+// runs the model. At most every half second it compares the busy time of this process's cores
+// (/proc/stat) with this process's own CPU time; the rest is other load. Cheap between samples.
+void adapt_threads();
+
+// The policy itself: intra-op threads for `cores` cores when other processes keep `other_busy`
+// cores busy (the nearest whole number of them is taken away; at least one thread).
+int threads_beside_load(int cores, double other_busy);
 
 // Allocator: keeps large temporaries in glibc's heap instead of a fresh mmap per allocation
 // (M_MMAP_THRESHOLD 32 MiB, no trimming), which removes most page faults of a training step.
