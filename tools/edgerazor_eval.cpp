@@ -7,6 +7,7 @@
 // with BOS; the mean NLL per predicted token (nats) and its exp are printed as one JSON line on
 // stdout, with a progress bar on stderr.
 #include <CLI/CLI.hpp>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -16,6 +17,7 @@
 #include "edgerazor/runtime/device.h"
 #include "edgerazor/config/quant_presets.h"
 #include "edgerazor/core/cli.h"
+#include "edgerazor/core/progress.h"
 #include "model_source.h"
 #include "tool_flags.h"
 #include "edgerazor/core/error.h"
@@ -93,16 +95,14 @@ int main(int argc, char** argv) {
       if (tokenizer && tokenizer->bos_id()) po.bos_id = *tokenizer->bos_id();
       else if (model->config.bos_token_id) po.bos_id = static_cast<int32_t>(*model->config.bos_token_id);
     }
+    std::optional<edgerazor::Progress> progress;
     if (!quiet)
-      po.progress = [](int64_t done, int64_t total) {
-        const int width = 30;
-        const int filled = total ? static_cast<int>(width * done / total) : width;
-        std::fprintf(stderr, "\r[%s%s] %lld/%lld tokens", std::string(filled, '=').c_str(),
-                     std::string(width - filled, ' ').c_str(), static_cast<long long>(done), static_cast<long long>(total));
-        std::fflush(stderr);
+      po.progress = [&progress](int64_t done, int64_t total) {
+        if (!progress) progress.emplace("tokens", total);
+        progress->update(done);
       };
     const auto r = edgerazor::model::evaluate_perplexity(*model, ids, po);
-    if (!quiet) std::fprintf(stderr, "\n");
+    if (progress) progress->finish();
     const nlohmann::json result = {{"model", model_dir},
                                    {"data", tokens_file.empty() ? text_file : tokens_file},
                                    {"seq_len", po.seq_len},

@@ -6,10 +6,12 @@
 //   edgerazor-generate MODEL_DIR --prompts prompts.jsonl --out generated.jsonl   # batch, resumable
 //   edgerazor-generate MODEL_DIR --quant w1.58a8kv8 --prompt "..."   # post-training quantized
 //   edgerazor-generate QWEN_DIR --chat --prompt "Hi" [--system "..."]   # model's chat template
+//   edgerazor-generate QWEN_DIR --chat                                   # interactive chat on stdin
+//   ... [--top-k K] [--repetition-penalty R] [--stop STRING ...]
 //
-// Batch mode reads one JSON object per line with "prompt" (and optionally "id"), and appends
-// {"prompt", "response"[, "id"]} lines; prompts already in the output are skipped, so an
-// interrupted run continues where it stopped.
+// Batch mode reads one JSON object per line with "prompt" (and optionally "id" and per-prompt
+// options, see record_options), and appends {"prompt", "response"[, "id"]} lines; prompts already
+// in the output are skipped, so an interrupted run continues where it stopped.
 #include <ATen/Context.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -18,12 +20,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <set>
 #include <sstream>
+#include <unistd.h>
 
 #include "edgerazor/runtime/device.h"
 #include "edgerazor/config/quant_presets.h"
 #include "edgerazor/core/cli.h"
+#include "edgerazor/core/progress.h"
 #include "model_source.h"
 #include "tool_flags.h"
 #include "edgerazor/core/error.h"
@@ -44,8 +49,9 @@ struct Args {
   std::string quant, system_prompt;
   std::vector<std::string> sets;
   bool chat = false;
-  int64_t max_new_tokens = 128;
-  double temperature = 0.8, top_p = 0.95;
+  std::vector<std::string> stops;
+  int64_t max_new_tokens = 128, top_k = 0;
+  double temperature = 0.8, top_p = 0.95, repetition_penalty = 1.0;
   uint64_t seed = 0;
   bool greedy = false, print_ids = false, no_bos = false, no_quant = false;
   int threads = 0;
@@ -83,45 +89,139 @@ struct Session {
   std::optional<edgerazor::text::ChatTemplate> chat;  // set: prompts are user turns of a chat
   std::string system_prompt;
 
-  std::vector<int64_t> encode_prompt(const std::string& text) const {
+  // A conversation rendered by the model's chat template, ending with the assistant's turn
+  // opened; the template writes any BOS itself.
+  std::vector<int64_t> encode_chat(const std::vector<edgerazor::text::ChatMessage>& messages) const {
+    const auto rendered = edgerazor::text::render_chat(*chat, messages, /*add_generation_prompt=*/true);
     std::vector<int64_t> ids;
-    if (chat) {  // the template writes any BOS itself
+    for (int32_t id : tokenizer->encode(rendered.text)) ids.push_back(id);
+    return ids;
+  }
+
+  std::vector<int64_t> encode_prompt(const std::string& text, const std::string& system) const {
+    if (chat) {
       std::vector<edgerazor::text::ChatMessage> messages;
-      if (!system_prompt.empty()) messages.push_back({"system", system_prompt});
+      if (!system.empty()) messages.push_back({"system", system});
       messages.push_back({"user", text});
-      const auto rendered = edgerazor::text::render_chat(*chat, messages, /*add_generation_prompt=*/true);
-      for (int32_t id : tokenizer->encode(rendered.text)) ids.push_back(id);
-      return ids;
+      return encode_chat(messages);
     }
+    std::vector<int64_t> ids;
     if (add_bos && tokenizer->add_bos_by_default() && tokenizer->bos_id()) ids.push_back(*tokenizer->bos_id());
     for (int32_t id : tokenizer->encode(text)) ids.push_back(id);
     return ids;
   }
-  std::vector<int64_t> run(const std::vector<int64_t>& prompt) {
+  // One completion: ids as generated (a stop token kept, stop-string tokens kept) and its text
+  // (no stop token, cut before the first stop string). `stream`: print the text as it comes.
+  struct Completion {
+    std::vector<int64_t> ids;
+    std::string text;
+  };
+  Completion complete(const std::vector<int64_t>& prompt, const edgerazor::model::GenerationOptions& options,
+                      const std::vector<std::string>& stops, std::FILE* stream = nullptr) {
     const int64_t V = model->config.vocab_size;
     for (int64_t id : prompt)
       if (id < 0 || id >= V) throw ConfigError("", 0, 0, "prompt", "token id " + std::to_string(id) + " is outside the vocabulary (" + std::to_string(V) + ")");
-    return edgerazor::model::generate(*model, prompt, gen);
+    Completion c;
+    size_t longest_stop = 0, printed = 0;
+    for (const auto& stop : stops) longest_stop = std::max(longest_stop, stop.size());
+    std::vector<int64_t> text_ids;  // without stop tokens
+    bool stopped = false;
+    const auto on_token = [&](int64_t id) {
+      if (!tokenizer || (stops.empty() && !stream)) return true;
+      if (std::find(options.stop_ids.begin(), options.stop_ids.end(), id) != options.stop_ids.end()) return true;
+      text_ids.push_back(id);
+      c.text = tokenizer->decode(to_i32(text_ids));
+      size_t stop_length = 0;
+      const size_t at = edgerazor::model::find_stop_string(c.text, stops, stop_length);
+      if (at != std::string::npos) {
+        c.text.resize(at);
+        stopped = true;
+      }
+      if (stream) {  // hold back what could still become a stop string, and a torn UTF-8 character
+        size_t safe = stopped ? c.text.size() : (c.text.size() > longest_stop ? c.text.size() - longest_stop : 0);
+        if (!stopped) safe = utf8_boundary(c.text, std::max(safe, printed));
+        if (safe > printed) {
+          std::fwrite(c.text.data() + printed, 1, safe - printed, stream);
+          std::fflush(stream);
+          printed = safe;
+        }
+      }
+      return !stopped;
+    };
+    c.ids = edgerazor::model::generate(*model, prompt, options, on_token);
+    if (tokenizer && !stopped) c.text = response_text(c.ids, options);
+    if (stream && c.text.size() > printed) {
+      std::fwrite(c.text.data() + printed, 1, c.text.size() - printed, stream);
+      std::fflush(stream);
+    }
+    return c;
   }
   // The completion without a trailing stop token.
-  std::string response_text(std::vector<int64_t> ids) const {
-    if (!ids.empty() && std::find(gen.stop_ids.begin(), gen.stop_ids.end(), ids.back()) != gen.stop_ids.end()) ids.pop_back();
+  std::string response_text(std::vector<int64_t> ids, const edgerazor::model::GenerationOptions& options) const {
+    if (!ids.empty() && std::find(options.stop_ids.begin(), options.stop_ids.end(), ids.back()) != options.stop_ids.end()) ids.pop_back();
     return tokenizer->decode(to_i32(ids));
+  }
+  // The largest n <= limit that does not cut a UTF-8 character of text in two.
+  static size_t utf8_boundary(const std::string& text, size_t limit) {
+    size_t n = std::min(limit, text.size());
+    while (n > 0 && n < text.size() && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+    return n;
   }
 };
 
-void progress_bar(size_t done, size_t total, double seconds, int64_t tokens) {
-  const int width = 30;
-  const int filled = total ? static_cast<int>(width * done / total) : width;
-  std::fprintf(stderr, "\r[%s%s] %zu/%zu prompts, %.1f tok/s", std::string(filled, '=').c_str(),
-               std::string(width - filled, ' ').c_str(), done, total, seconds > 0 ? tokens / seconds : 0.0);
-  std::fflush(stderr);
+// The options of one batch record: the command line's, overridden by the record's own
+// "max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed", "stop" and
+// "system" (other keys besides "prompt" and "id" are the user's own metadata and ignored).
+edgerazor::model::GenerationOptions record_options(const json& j, const edgerazor::model::GenerationOptions& base,
+                                                   std::vector<std::string>& stops, std::string& system,
+                                                   const std::string& file, int line) {
+  auto options = base;
+  const auto bad = [&](const char* key, const std::string& why) { return ConfigError(file, line, 0, key, why); };
+  const auto number = [&](const char* key, double low, double high) {
+    if (!j[key].is_number()) throw bad(key, "must be a number");
+    const double v = j[key].get<double>();
+    if (!(v >= low && v <= high)) throw bad(key, "must be in [" + std::to_string(low) + ", " + std::to_string(high) + "]");
+    return v;
+  };
+  const auto integer = [&](const char* key, int64_t low) {
+    if (!j[key].is_number_integer() || j[key].get<int64_t>() < low)
+      throw bad(key, "must be an integer >= " + std::to_string(low));
+    return j[key].get<int64_t>();
+  };
+  if (j.contains("max_new_tokens")) options.max_new_tokens = integer("max_new_tokens", 1);
+  if (j.contains("top_k")) options.top_k = integer("top_k", 0);
+  if (j.contains("seed")) options.seed = static_cast<uint64_t>(integer("seed", 0));
+  if (j.contains("temperature")) {
+    options.temperature = number("temperature", 0, 1e9);
+    options.greedy = options.temperature <= 0;
+  }
+  if (j.contains("top_p")) options.top_p = number("top_p", 0, 1);
+  if (j.contains("repetition_penalty")) options.repetition_penalty = number("repetition_penalty", 1e-9, 1e9);
+  if (j.contains("stop")) {
+    stops.clear();
+    if (j["stop"].is_string()) {
+      stops.push_back(j["stop"].get<std::string>());
+    } else if (j["stop"].is_array()) {
+      for (const auto& v : j["stop"]) {
+        if (!v.is_string()) throw bad("stop", "must be a string or a list of strings");
+        stops.push_back(v.get<std::string>());
+      }
+    } else {
+      throw bad("stop", "must be a string or a list of strings");
+    }
+  }
+  if (j.contains("system")) {
+    if (!j["system"].is_string()) throw bad("system", "must be a string");
+    system = j["system"].get<std::string>();
+  }
+  return options;
 }
 
 int run_batch(Session& s, const Args& a) {
   std::ifstream in(a.prompts_file);
   if (!in) throw edgerazor::FormatError(a.prompts_file, "cannot open prompts file");
   std::vector<json> prompts;
+  std::vector<int> prompt_lines;
   std::string line;
   for (int line_no = 1; std::getline(in, line); ++line_no) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -133,7 +233,11 @@ int run_batch(Session& s, const Args& a) {
     }
     if (!j.is_object() || !j.contains("prompt") || !j["prompt"].is_string())
       throw ConfigError(a.prompts_file, line_no, 0, "prompt", "each line needs a string \"prompt\"");
+    std::vector<std::string> stops;
+    std::string system;
+    record_options(j, s.gen, stops, system, a.prompts_file, line_no);  // every line checked before the first runs
     prompts.push_back(j);
+    prompt_lines.push_back(line_no);
   }
   // Resume: keys of complete lines already written; a torn last line is cut off.
   auto key_of = [](const json& j) { return j.contains("id") ? "id:" + j["id"].dump() : "p:" + j["prompt"].get<std::string>(); };
@@ -162,26 +266,67 @@ int run_batch(Session& s, const Args& a) {
   size_t done = 0, skipped = 0;
   int64_t tokens = 0;
   const auto start = std::chrono::steady_clock::now();
-  for (const auto& p : prompts) {
+  edgerazor::Progress progress("prompts", static_cast<int64_t>(prompts.size()));
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const json& p = prompts[i];
     if (done_keys.count(key_of(p))) {
       ++done;
       ++skipped;
       continue;
     }
     const std::string text = p["prompt"].get<std::string>();
-    const auto ids = s.run(s.encode_prompt(text));
-    tokens += static_cast<int64_t>(ids.size());
-    json row = {{"prompt", text}, {"response", s.response_text(ids)}};
+    std::vector<std::string> stops = a.stops;
+    std::string system = s.system_prompt;
+    const auto options = record_options(p, s.gen, stops, system, a.prompts_file, prompt_lines[i]);
+    const auto completion = s.complete(s.encode_prompt(text, system), options, stops);
+    tokens += static_cast<int64_t>(completion.ids.size());
+    json row = {{"prompt", text}, {"response", completion.text}};
     if (p.contains("id")) row["id"] = p["id"];
     out << row.dump() << "\n";
     out.flush();
     done_keys.insert(key_of(p));
     ++done;
-    progress_bar(done, prompts.size(),
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), tokens);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%.1f tok/s", seconds > 0 ? static_cast<double>(tokens) / seconds : 0.0);
+    progress.update(static_cast<int64_t>(done), rate);
   }
-  std::fprintf(stderr, "\nedgerazor-generate: %zu prompts (%zu already done) -> %s\n", prompts.size(), skipped,
+  progress.finish();
+  std::fprintf(stderr, "edgerazor-generate: %zu prompts (%zu already done) -> %s\n", prompts.size(), skipped,
                a.out_file.c_str());
+  return 0;
+}
+
+// Interactive chat on stdin: each line is a user turn; the whole conversation is rendered by the
+// model's chat template every turn, and the reply streams to stdout. "/reset" forgets the
+// conversation, "/exit" or end of input ends it.
+int run_chat_loop(Session& s, const Args& a) {
+  std::vector<edgerazor::text::ChatMessage> messages;
+  if (!s.system_prompt.empty()) messages.push_back({"system", s.system_prompt});
+  const size_t first_turn = messages.size();
+  const bool terminal = isatty(STDIN_FILENO) == 1;
+  if (terminal) std::fprintf(stderr, "chat with %s (/reset forgets, /exit or Ctrl-D ends)\n", a.model_dir.c_str());
+  std::string line;
+  while (true) {
+    if (terminal) std::fprintf(stderr, "> ");
+    if (!std::getline(std::cin, line) || line == "/exit") break;
+    if (line == "/reset") {
+      messages.resize(first_turn);
+      continue;
+    }
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    messages.push_back({"user", line});
+    const auto prompt = s.encode_chat(messages);
+    if (prompt.size() >= static_cast<size_t>(s.model->config.max_position_embeddings))
+      throw ConfigError("", 0, 0, "--chat", "the conversation (" + std::to_string(prompt.size()) +
+                                                " tokens) no longer fits the model's " +
+                                                std::to_string(s.model->config.max_position_embeddings) +
+                                                " positions; /reset starts a new one");
+    const auto reply = s.complete(prompt, s.gen, a.stops, stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+    messages.push_back({"assistant", reply.text});
+  }
   return 0;
 }
 
@@ -199,6 +344,12 @@ int main(int argc, char** argv) {
     app.add_option("--max-new-tokens", a.max_new_tokens, "tokens to generate")->check(CLI::PositiveNumber);
     app.add_option("--temperature", a.temperature, "sampling temperature (0 = greedy)")->check(CLI::NonNegativeNumber);
     app.add_option("--top-p", a.top_p, "nucleus sampling mass")->check(CLI::Range(0.0, 1.0));
+    app.add_option("--top-k", a.top_k, "sample among the K most likely tokens only (0 = all)")->check(CLI::NonNegativeNumber);
+    app.add_option("--repetition-penalty", a.repetition_penalty,
+                   "divide logits of tokens already in prompt or output by R (> 1 discourages repeats; as transformers)")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--stop", a.stops, "stop when the output contains STRING (repeatable); it is cut from the output")
+        ->type_name("STRING");
     app.add_option("--seed", a.seed, "sampling seed");
     app.add_flag("--greedy", a.greedy, "greedy decoding (argmax)");
     app.add_flag("--print-ids", a.print_ids, "print the generated token ids instead of text");
@@ -214,8 +365,9 @@ int main(int argc, char** argv) {
     prompt->excludes(prompt_ids)->excludes(prompts);
     prompt_ids->excludes(prompts);
     if (auto done = edgerazor::cli::parse_flags(app, argc, argv)) return *done;
-    if (a.prompt.empty() && a.prompt_ids.empty() && a.prompts_file.empty())
-      throw ConfigError("", 0, 0, "", "give --prompt, --prompt-ids or --prompts");
+    const bool chat_loop = a.chat && a.prompt.empty() && a.prompt_ids.empty() && a.prompts_file.empty();
+    if (!chat_loop && a.prompt.empty() && a.prompt_ids.empty() && a.prompts_file.empty())
+      throw ConfigError("", 0, 0, "", "give --prompt, --prompt-ids or --prompts (or --chat alone for an interactive chat)");
     if (!a.prompts_file.empty() && a.out_file.empty()) throw ConfigError("", 0, 0, "--out", "batch mode needs --out FILE");
     if (a.threads > 0) edgerazor::runtime::set_threads(a.threads);
 
@@ -239,6 +391,8 @@ int main(int argc, char** argv) {
     s.gen.greedy = a.greedy;
     s.gen.temperature = a.temperature;
     s.gen.top_p = a.top_p;
+    s.gen.top_k = a.top_k;
+    s.gen.repetition_penalty = a.repetition_penalty;
     s.gen.seed = a.seed;
     s.gen.stop_ids = s.model->config.eos_token_ids;
     s.add_bos = !a.no_bos;
@@ -250,16 +404,19 @@ int main(int argc, char** argv) {
         s.gen.stop_ids.push_back(*eos);
     }
     if (!a.prompts_file.empty()) return run_batch(s, a);
+    if (chat_loop) return run_chat_loop(s, a);
 
-    const std::vector<int64_t> prompt_tokens = a.prompt_ids.empty() ? s.encode_prompt(a.prompt) : parse_ids(a.prompt_ids);
-    const auto ids = s.run(prompt_tokens);
+    const std::vector<int64_t> prompt_tokens =
+        a.prompt_ids.empty() ? s.encode_prompt(a.prompt, s.system_prompt) : parse_ids(a.prompt_ids);
+    const auto completion = s.complete(prompt_tokens, s.gen, a.stops);
     if (a.print_ids) {
-      std::printf("%s\n", join_ids(ids).c_str());
+      std::printf("%s\n", join_ids(completion.ids).c_str());
+    } else if (!a.stops.empty()) {  // the prompt's text, then the completion cut at the stop string
+      std::printf("%s%s\n", s.tokenizer->decode(to_i32(prompt_tokens)).c_str(), completion.text.c_str());
     } else {
       std::vector<int64_t> all = prompt_tokens;
-      all.insert(all.end(), ids.begin(), ids.end());
-      std::string text = s.tokenizer->decode(to_i32(all));
-      std::printf("%s\n", text.c_str());
+      all.insert(all.end(), completion.ids.begin(), completion.ids.end());
+      std::printf("%s\n", s.tokenizer->decode(to_i32(all)).c_str());
     }
     return 0;
   });

@@ -26,28 +26,99 @@ double next_uniform(uint64_t& state) {
 
 }  // namespace
 
-int64_t select_token(const at::Tensor& logits, const GenerationOptions& o, uint64_t& rng_state) {
-  const at::Tensor row = logits.to(at::kCPU, at::kDouble).contiguous();
-  if (o.greedy || o.temperature <= 0.0) return row.argmax().item<int64_t>();
-  const at::Tensor probs = at::softmax(row / o.temperature, 0);
-  const double* p = probs.data_ptr<double>();
-  const int64_t V = probs.size(0);
+namespace {
+
+// The logits after the repetition penalty (float64, on the CPU).
+at::Tensor penalised_logits(const at::Tensor& logits, const GenerationOptions& o, const std::vector<int64_t>& context) {
+  at::Tensor row = logits.to(at::kCPU, at::kDouble).contiguous().clone();
+  const int64_t V = row.size(0);
+  if (o.repetition_penalty != 1.0 && !context.empty()) {
+    double* l = row.data_ptr<double>();
+    std::vector<int64_t> seen(context);
+    std::sort(seen.begin(), seen.end());
+    seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+    for (int64_t id : seen)
+      if (id >= 0 && id < V) l[id] = l[id] > 0 ? l[id] / o.repetition_penalty : l[id] * o.repetition_penalty;
+  }
+  return row;
+}
+
+// The tokens sampling may pick, most likely first, with their softmax probabilities (not
+// renormalised): temperature, then the k most likely, then the smallest prefix of those whose
+// renormalised mass reaches top_p (as transformers' TopK and TopP warpers).
+void sampling_candidates(const at::Tensor& row, const GenerationOptions& o, std::vector<int64_t>& ids,
+                         std::vector<double>& probs) {
+  const at::Tensor softmax = at::softmax(row / o.temperature, 0);
+  const double* p = softmax.data_ptr<double>();
+  const int64_t V = softmax.size(0);
   std::vector<int64_t> order(V);
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [p](int64_t a, int64_t b) { return p[a] > p[b]; });
-  // Nucleus: the smallest prefix whose mass reaches top_p.
+  const size_t k = o.top_k > 0 ? static_cast<size_t>(std::min<int64_t>(o.top_k, V)) : order.size();
+  const auto by_probability = [p](int64_t a, int64_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); };
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(), by_probability);
+  double kept_mass = 1.0;
+  if (k < order.size()) {
+    kept_mass = 0.0;
+    for (size_t i = 0; i < k; ++i) kept_mass += p[order[i]];
+  }
   double mass = 0.0;
   size_t keep = 0;
-  while (keep < order.size()) {
+  while (keep < k) {
     mass += p[order[keep++]];
-    if (mass >= o.top_p) break;
+    if (mass >= o.top_p * kept_mass) break;
   }
+  ids.assign(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep));
+  probs.resize(keep);
+  for (size_t i = 0; i < keep; ++i) probs[i] = p[ids[i]];
+}
+
+}  // namespace
+
+TokenDistribution sampling_distribution(const at::Tensor& logits, const GenerationOptions& o,
+                                        const std::vector<int64_t>& context) {
+  const at::Tensor row = penalised_logits(logits, o, context);
+  TokenDistribution d;
+  if (o.greedy || o.temperature <= 0.0) {
+    d.ids = {row.argmax().item<int64_t>()};
+    d.probs = {1.0};
+    return d;
+  }
+  sampling_candidates(row, o, d.ids, d.probs);
+  double mass = 0.0;
+  for (double q : d.probs) mass += q;
+  for (double& q : d.probs) q /= mass;
+  return d;
+}
+
+int64_t select_token(const at::Tensor& logits, const GenerationOptions& o, uint64_t& rng_state,
+                     const std::vector<int64_t>& context) {
+  const at::Tensor row = penalised_logits(logits, o, context);
+  if (o.greedy || o.temperature <= 0.0 || o.top_k == 1) return row.argmax().item<int64_t>();
+  std::vector<int64_t> ids;
+  std::vector<double> probs;
+  sampling_candidates(row, o, ids, probs);
+  double mass = 0.0;
+  for (double q : probs) mass += q;
   double r = next_uniform(rng_state) * mass;
-  for (size_t i = 0; i < keep; ++i) {
-    r -= p[order[i]];
-    if (r < 0) return order[i];
+  for (size_t i = 0; i < ids.size(); ++i) {
+    r -= probs[i];
+    if (r < 0) return ids[i];
   }
-  return order[keep - 1];
+  return ids.back();
+}
+
+size_t find_stop_string(const std::string& text, const std::vector<std::string>& stops, size_t& length) {
+  size_t best = std::string::npos;
+  length = 0;
+  for (const auto& stop : stops) {
+    if (stop.empty()) continue;
+    const size_t at = text.find(stop);
+    if (at < best) {
+      best = at;
+      length = stop.size();
+    }
+  }
+  return best;
 }
 
 std::vector<int64_t> generate(CausalLMImpl& model, const std::vector<int64_t>& prompt, const GenerationOptions& o,
@@ -62,12 +133,14 @@ std::vector<int64_t> generate(CausalLMImpl& model, const std::vector<int64_t>& p
   ForwardOptions fo;
   fo.cache = &cache;
   std::vector<int64_t> out;
+  std::vector<int64_t> context = prompt;  // for the repetition penalty
   at::Tensor input = at::tensor(prompt, at::TensorOptions().dtype(at::kLong)).view({1, -1}).to(device);
   for (int64_t step = 0; step < o.max_new_tokens; ++step) {
     runtime::adapt_threads();
     const at::Tensor logits = model.forward(input, fo).logits;  // (1, T, V)
-    const int64_t next = select_token(logits[0][-1], o, rng);
+    const int64_t next = select_token(logits[0][-1], o, rng, context);
     out.push_back(next);
+    context.push_back(next);
     if (on_token && !on_token(next)) break;
     if (std::find(o.stop_ids.begin(), o.stop_ids.end(), next) != o.stop_ids.end()) break;
     input = at::full({1, 1}, next, at::TensorOptions().dtype(at::kLong).device(device));

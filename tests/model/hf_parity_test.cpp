@@ -76,4 +76,44 @@ TEST_F(HfParity, GreedyTokensMatchTransformersGenerate) {
   }
 }
 
+// The decoding options as transformers defines them, on the real stories260K (float32):
+// greedy with a repetition penalty token for token, and the candidates and probabilities of
+// temperature + top-k + top-p (+ penalty) against its logits processors.
+TEST_F(HfParity, RepetitionPenaltyTopKAndTopPMatchTransformersProcessors) {
+  const std::string stories = std::string(edgerazor_test::shared_data_dir()) + "/models/stories260K-hf";
+  const std::vector<int64_t> prompt{1, 403, 407, 261, 378, 432, 383, 286, 261};
+  json request = {{"model_dir", stories}, {"prompt", prompt}, {"max_new_tokens", 60}, {"repetition_penalty", 1.3},
+                  {"distribution", {{"temperature", 1.5}, {"top_k", 20}, {"top_p", 0.9}, {"repetition_penalty", 1.3}}}};
+  const auto theirs = edgerazor_test::run_python_reference("hf_generate.py", request, skip_);
+  ASSERT_TRUE(theirs.has_value()) << skip_;
+  auto model = edgerazor::io::load_pretrained(stories);
+  edgerazor::model::GenerationOptions o;
+  o.greedy = true;
+  o.max_new_tokens = 60;
+  o.repetition_penalty = 1.3;
+  const auto greedy = edgerazor::model::generate(*model, prompt, o);
+  EXPECT_EQ(greedy, (*theirs)["greedy"].get<std::vector<int64_t>>());
+  o.repetition_penalty = 1.0;
+  EXPECT_NE(edgerazor::model::generate(*model, prompt, o), greedy) << "the penalty should change this story";
+
+  o.greedy = false;
+  o.temperature = 1.5;
+  o.top_k = 20;
+  o.top_p = 0.9;
+  o.repetition_penalty = 1.3;
+  at::Tensor logits;
+  {
+    at::NoGradGuard no_grad;
+    model->eval();
+    logits = model->forward(at::tensor(prompt, at::kLong).view({1, -1})).logits[0][-1];
+  }
+  const auto ours = edgerazor::model::sampling_distribution(logits, o, prompt);
+  const auto& d = (*theirs)["distribution"];
+  ASSERT_EQ(ours.ids, d["ids"].get<std::vector<int64_t>>());
+  const auto probs = d["probs"].get<std::vector<double>>();
+  EXPECT_GT(ours.ids.size(), 1u) << "choose options that keep several candidates";
+  EXPECT_LE(ours.ids.size(), 20u);
+  for (size_t i = 0; i < probs.size(); ++i) EXPECT_NEAR(ours.probs[i], probs[i], 1e-5) << "candidate " << i;
+}
+
 }  // namespace

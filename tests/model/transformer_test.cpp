@@ -7,6 +7,8 @@
 #include <ATen/autocast_mode.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <set>
 #include <unistd.h>
 
 #include <cmath>
@@ -224,6 +226,42 @@ TEST(StoriesModel, SamplingIsSeededAndStopsAtEos) {
   EXPECT_EQ(stopped.back(), a[3]);
 }
 
+TEST(Sampling, TopKKeepsOnlyTheKMostLikelyAndTopOneIsGreedy) {
+  const at::Tensor logits = at::tensor({0.1, 2.0, -1.0, 1.5, 1.9, 0.0}, at::kDouble);
+  GenerationOptions o;
+  o.temperature = 5.0;  // flat: every token would be drawn without top-k
+  o.top_k = 3;
+  std::set<int64_t> drawn;
+  for (uint64_t seed = 0; seed < 400; ++seed) {
+    uint64_t rng = seed;
+    drawn.insert(select_token(logits, o, rng));
+  }
+  EXPECT_EQ(drawn, (std::set<int64_t>{1, 3, 4}));
+  const auto d = sampling_distribution(logits, o);
+  EXPECT_EQ(d.ids, (std::vector<int64_t>{1, 4, 3}));
+  EXPECT_NEAR(d.probs[0] + d.probs[1] + d.probs[2], 1.0, 1e-12);
+  o.top_k = 1;
+  uint64_t rng = 3;
+  EXPECT_EQ(select_token(logits, o, rng), 1);
+}
+
+TEST(Sampling, RepetitionPenaltyDividesPositiveAndMultipliesNegativeLogits) {
+  GenerationOptions o;
+  o.greedy = true;
+  o.repetition_penalty = 1.2;
+  uint64_t rng = 0;
+  EXPECT_EQ(select_token(at::tensor({2.0, 1.9}, at::kDouble), o, rng, {0}), 1);    // 2.0 / 1.2 < 1.9
+  EXPECT_EQ(select_token(at::tensor({-1.0, -1.1}, at::kDouble), o, rng, {0}), 1);  // -1.2 < -1.1
+  EXPECT_EQ(select_token(at::tensor({2.0, 1.9}, at::kDouble), o, rng, {1}), 0);
+}
+
+TEST(Sampling, FindStopStringTakesTheEarliest) {
+  size_t length = 0;
+  EXPECT_EQ(find_stop_string("Once upon a time. The end", {"The end", "."}, length), 16u);
+  EXPECT_EQ(length, 1u);
+  EXPECT_EQ(find_stop_string("no stop here", {"STOP", ""}, length), std::string::npos);
+}
+
 // ---------------------------------------------------------------------------------------------
 ModelConfig tiny_config(Architecture arch, bool tied) {
   ModelConfig c;
@@ -334,10 +372,10 @@ TEST(TinyModel, GradientCheckpointingKeepsBf16Autocast) {
     model->train();
     at::Tensor loss;
     {
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-      at::autocast::set_cpu_enabled(true);
+      at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+      at::autocast::set_autocast_enabled(at::kCPU, true);
       loss = model->forward(ids).logits.to(at::kFloat).pow(2).mean();
-      at::autocast::set_cpu_enabled(false);
+      at::autocast::set_autocast_enabled(at::kCPU, false);
       at::autocast::clear_cache();
     }
     loss.backward();

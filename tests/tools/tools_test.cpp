@@ -25,6 +25,7 @@
 namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 using edgerazor_test::kBin;
 using edgerazor_test::kData;
@@ -91,6 +92,38 @@ TEST_F(ToolsTest, GenerateBatchModeIsResumable) {
   ASSERT_EQ(again.code, 0) << again.err;
   EXPECT_THAT(again.err, HasSubstr("3 prompts (3 already done)"));
   expect_no_tmp();
+}
+
+TEST_F(ToolsTest, GenerateStopStringsTopKAndPerPromptOptions) {
+  const std::string gen = kBin + "/edgerazor-generate " + kStories;
+  const Result stop = run(gen + " --prompt 'Once upon a time' --greedy --max-new-tokens 40 --stop Lily --stop nothing");
+  ASSERT_EQ(stop.code, 0) << stop.err;
+  EXPECT_EQ(stop.out, "Once upon a time, there was a little girl named \n");
+  const Result top1 = run(gen + " --prompt-ids 1 --temperature 1.5 --top-k 1 --seed 9 --max-new-tokens 12 --print-ids");
+  const Result greedy = run(gen + " --prompt-ids 1 --greedy --max-new-tokens 12 --print-ids");
+  ASSERT_EQ(top1.code, 0) << top1.err;
+  EXPECT_EQ(top1.out, greedy.out);
+
+  const fs::path prompts = dir_ / "options.jsonl", out = dir_ / "options.out.jsonl";
+  std::ofstream(prompts) << R"({"prompt": "Once upon a time", "stop": ["girl"], "temperature": 0})" "\n"
+                         << R"({"prompt": "The dog", "max_new_tokens": 3, "meta": {"kept": true}})" "\n";
+  const Result r = run(gen + " --prompts " + prompts.string() + " --out " + out.string() + " --greedy --max-new-tokens 30");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ifstream in(out);
+  std::vector<nlohmann::json> rows;
+  for (std::string line; std::getline(in, line);) rows.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0]["response"], ", there was a little ");
+  EXPECT_EQ(rows[1]["response"], "was a big");  // 3 tokens; SentencePiece drops the first piece's space
+  EXPECT_THAT(r.err, Not(HasSubstr("\r")));  // not a terminal: plain progress lines
+
+  const fs::path bad = dir_ / "bad.jsonl", bad_out = dir_ / "bad.out.jsonl";
+  std::ofstream(bad) << R"({"prompt": "a"})" "\n" << R"({"prompt": "b", "top_k": -2})" "\n";
+  const Result refused = run(gen + " --prompts " + bad.string() + " --out " + bad_out.string());
+  EXPECT_EQ(refused.code, 2) << refused.err;
+  EXPECT_THAT(refused.err, HasSubstr(bad.string() + ":2"));
+  EXPECT_THAT(refused.err, HasSubstr("top_k"));
+  EXPECT_FALSE(fs::exists(bad_out) && fs::file_size(bad_out) > 0) << "nothing runs before every line is checked";
 }
 
 TEST_F(ToolsTest, EvalPerplexityMatchesIndependentComputation) {
@@ -254,6 +287,22 @@ TEST_F(ToolsTest, GenerateChatUsesTheModelsTemplate) {
   const Result r = run(kBin + "/edgerazor-generate " + qwen.string() + " --chat --prompt 'Hi there' --greedy --max-new-tokens 2");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out.rfind("<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n", 0), 0u) << r.out;
+  // Interactive: stdin lines are user turns of one conversation; /reset forgets it. With 32
+  // positions three turns (~8 template tokens each, plus two replies of 6) do not fit, unless the
+  // conversation is reset between them.
+  edgerazor::model::ModelConfig short_context = c;
+  short_context.max_position_embeddings = 32;
+  edgerazor::model::CausalLM small(short_context);
+  const fs::path qwen48 = dir_ / "qwen3-tiny-48";
+  edgerazor::io::save_pretrained(*small, qwen48.string());
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(kData + "/models/qwen3-tokenizer/" + f, qwen48 / f);
+  const std::string chat = kBin + "/edgerazor-generate " + qwen48.string() + " --chat --greedy --max-new-tokens 6";
+  const Result reset = run("printf 'Hi there\\n/reset\\nHi there\\n/reset\\nHi there\\n' | " + chat);
+  ASSERT_EQ(reset.code, 0) << reset.err;
+  const Result long_chat = run("printf 'Hi there\\nHi there\\nHi there\\n' | " + chat);
+  EXPECT_EQ(long_chat.code, 2) << long_chat.err;
+  EXPECT_THAT(long_chat.err, HasSubstr("no longer fits the model's 32 positions; /reset starts a new one"));
   const Result none = run(kBin + "/edgerazor-generate " + kStories + " --chat --prompt 'Hi'");
   EXPECT_EQ(none.code, 2) << none.err;
   EXPECT_THAT(none.err, HasSubstr("edgerazor-generate: error:"));
