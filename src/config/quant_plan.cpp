@@ -129,6 +129,16 @@ void check_blocks(const ModulePlan& plan, const std::string& where, bool strict)
   }
 }
 
+// The KV quantizer splits each head's vector into blocks: they must tile head_dim.
+void check_kv_block(const ModuleInfo& m, const QuantFunctionSettings& settings, const std::string& where) {
+  const FunctionInfo* kv = find_function(settings.kv_cache_function);
+  const int64_t block = settings.resolved_kv_block();
+  if (!kv || kv->granularity != Granularity::kBlock || m.head_dim <= 0 || block <= 0 || m.head_dim % block == 0) return;
+  throw ConfigError(where + ": function.kv_block_size: " + std::to_string(block) + " does not divide the head dimension " +
+                    std::to_string(m.head_dim) + " of module '" + m.name + "' (it must divide it, e.g. " +
+                    std::to_string(m.head_dim) + ")");
+}
+
 }  // namespace
 
 QuantPlan plan_quantization(const std::vector<ModuleInfo>& modules, const QuantConfig& config,
@@ -154,7 +164,10 @@ QuantPlan plan_quantization(const std::vector<ModuleInfo>& modules, const QuantC
   std::map<const void*, size_t> planned_by_weight;
 
   for (const auto& m : modules) {
-    if (m.is_attention && kv_on && !exclude_names(m.name)) plan.kv_modules.push_back(m.name);
+    if (m.is_attention && kv_on && !exclude_names(m.name)) {
+      check_kv_block(m, config.function, where);
+      plan.kv_modules.push_back(m.name);
+    }
     if (m.weight_shape.empty() || m.type_key.empty()) continue;
     const bool excluded = exclude_types.count(m.type_key) || exclude_names(m.name);
     const bool targeted = target_types.count(m.type_key) || target_names(m.name);

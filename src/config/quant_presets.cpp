@@ -3,6 +3,7 @@
 #include "edgerazor/config/train_config.h"
 #include "yaml_util.h"
 
+#include <cctype>
 #include <fstream>
 #include <map>
 
@@ -154,6 +155,28 @@ QuantConfig quant_config_from_arg(const std::string& preset_or_path) {
   return load_quant_config_file(preset_or_path);
 }
 
+namespace {
+
+// An error in a --set-edited config: line:column of the re-emitted YAML mean nothing to the user,
+// so the message names the flag that set the key (or the config and its edits).
+ConfigError name_the_flag(const ConfigError& e, const std::string& emitted, const std::string& base,
+                          const std::vector<Override>& sets) {
+  std::string rest = e.what();
+  if (rest.rfind(emitted + ":", 0) == 0) {  // "emitted:L:C: key: message" -> "key: message"
+    size_t at = emitted.size() + 1;
+    while (at < rest.size() && (std::isdigit(static_cast<unsigned char>(rest[at])) || rest[at] == ':')) ++at;
+    rest = rest.substr(std::min(rest.size(), at + (at < rest.size() && rest[at] == ' ' ? 1 : 0)));
+  }
+  for (auto it = sets.rbegin(); it != sets.rend(); ++it) {
+    const std::string& key = it->key;
+    if (rest.rfind(key + ":", 0) == 0 || rest.rfind(key + ".", 0) == 0 || rest.rfind(key + "[", 0) == 0)
+      return ConfigError("--set " + key + "=" + it->value + ": " + rest);
+  }
+  return ConfigError(base + " (with its --set edits): " + rest);
+}
+
+}  // namespace
+
 QuantConfig quant_config_from_arg(const std::string& preset_or_path, const std::vector<Override>& sets) {
   if (sets.empty()) return quant_config_from_arg(preset_or_path);
   const bool named_preset = is_preset(preset_or_path);
@@ -162,15 +185,24 @@ QuantConfig quant_config_from_arg(const std::string& preset_or_path, const std::
   // A run config holds the quantization under its own key; edit that part.
   const YAML::Node& lookup = root;  // const: operator[] must not add the key
   YAML::Node section = root.IsMap() && lookup["quantization"] ? root["quantization"] : root;
-  std::string origin = preset_or_path;
+  std::string origin = preset_or_path + " with --set ";
+  std::vector<Override> applied;
   for (Override o : sets) {
     if (o.key.rfind("quantization.", 0) == 0) o.key = o.key.substr(13);
     yaml::apply_override(section, o);
-    origin += " with --set " + o.key + "=" + o.value;
+    origin += (applied.empty() ? "" : ", ") + o.key + "=" + o.value;
+    applied.push_back(o);
   }
   YAML::Emitter out;
   out << section;
-  return parse_quant_config_yaml(out.c_str(), origin);
+  const std::string emitted = "edited " + preset_or_path;
+  try {
+    QuantConfig config = parse_quant_config_yaml(out.c_str(), emitted);
+    config.origin = origin;  // what later checks (the planner) name
+    return config;
+  } catch (const ConfigError& e) {
+    throw name_the_flag(e, emitted, preset_or_path, applied);
+  }
 }
 
 bool is_preset(const std::string& name) { return presets().count(canonical_preset_name(name)) > 0; }

@@ -119,6 +119,7 @@ std::vector<config::ModuleInfo> describe_model_shapes(const model::ModelConfig& 
     config::ModuleInfo attn;
     attn.name = p + "self_attn";
     attn.is_attention = true;
+    attn.head_dim = D;
     out.push_back(attn);
     add(p + "self_attn.q_proj", "linear", {H * D, C}, id(), true);
     add(p + "self_attn.k_proj", "linear", {Hkv * D, C}, id(), true);

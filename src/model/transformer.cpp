@@ -35,7 +35,8 @@ struct ParameterTable : torch::nn::Module {
 // Registers AttentionImpl with the kv_cache selection key once per process.
 void register_attention_once() {
   static const bool registered = [] {
-    quant::register_attention_type([](const torch::nn::Module& m) { return m.as<AttentionImpl>() != nullptr; });
+    quant::register_attention_type([](const torch::nn::Module& m) { return m.as<AttentionImpl>() != nullptr; },
+                                   [](const torch::nn::Module& m) { return m.as<AttentionImpl>()->config.head_dim; });
     return true;
   }();
   (void)registered;

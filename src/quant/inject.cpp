@@ -41,6 +41,7 @@ std::vector<config::ModuleInfo> describe_modules(const torch::nn::Module& model)
     info.name = item.key();
     info.type_key = module_type_key(module);
     info.is_attention = is_attention(module);
+    if (info.is_attention) info.head_dim = attention_head_dim(module);
     const auto names = quantizable_parameters(module, info.type_key);
     if (!names.empty() && !info.type_key.empty()) {
       const auto params = module.named_parameters(/*recurse=*/false);

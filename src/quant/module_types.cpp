@@ -17,6 +17,7 @@ struct Registry {
   std::vector<std::pair<std::string, ModulePredicate>> user_types;     // checked first
   std::vector<std::pair<std::string, ModulePredicate>> builtin_types;
   std::vector<ModulePredicate> attention_types;
+  std::vector<std::function<int64_t(const torch::nn::Module&)>> attention_head_dims;  // parallel to it
 
   Registry() {
     builtin_types = {
@@ -50,10 +51,11 @@ void register_module_type(const std::string& key, ModulePredicate is_instance) {
   r.user_types.emplace_back(key, std::move(is_instance));
 }
 
-void register_attention_type(ModulePredicate is_attention) {
+void register_attention_type(ModulePredicate is_attention, std::function<int64_t(const torch::nn::Module&)> head_dim) {
   auto& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
   r.attention_types.push_back(std::move(is_attention));
+  r.attention_head_dims.push_back(std::move(head_dim));
 }
 
 std::vector<std::string> module_type_keys() {
@@ -83,6 +85,14 @@ bool is_attention(const torch::nn::Module& module) {
   for (const auto& pred : r.attention_types)
     if (pred(module)) return true;
   return false;
+}
+
+int64_t attention_head_dim(const torch::nn::Module& module) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  for (size_t i = 0; i < r.attention_types.size(); ++i)
+    if (r.attention_types[i](module)) return r.attention_head_dims[i] ? r.attention_head_dims[i](module) : 0;
+  return 0;
 }
 
 }  // namespace edgerazor::quant

@@ -402,8 +402,9 @@ TEST_F(TrainCheckTest, CheckBuildsTheQuantizationPlanAgainstTheModel) {
   ASSERT_EQ(ok.code, 0) << ok.err;
   const Result kv = run(check + "--set quantization.function.kv_block_size=16");
   EXPECT_EQ(kv.code, 2);
-  EXPECT_THAT(kv.err, HasSubstr("configs/tiny-stories260k-w1.58.yaml: quantization.function.kv_block_size: 16 does not "
-                                "divide the head dimension 8"));
+  EXPECT_THAT(kv.err, HasSubstr("configs/tiny-stories260k-w1.58.yaml: quantization (against "));
+  EXPECT_THAT(kv.err, HasSubstr("function.kv_block_size: 16 does not divide the head dimension 8 of module "
+                                "'model.layers.0.self_attn'"));
   const Result w = run(check + "--set quantization.function.w_block_size=128");
   EXPECT_EQ(w.code, 2);
   EXPECT_THAT(w.err, HasSubstr("configs/tiny-stories260k-w1.58.yaml: quantization"));
@@ -426,7 +427,14 @@ TEST_F(ToolsTest, EvalAndGenerateTakeSetForTheQuantization) {
   EXPECT_EQ(also.out, ok.out);
   const Result typo = run(base + " --set function.w_blok_size=64");
   EXPECT_EQ(typo.code, 2);
-  EXPECT_THAT(typo.err, HasSubstr("w_blok_size"));
+  EXPECT_THAT(typo.err, HasSubstr("error: --set function.w_blok_size=64: function.w_blok_size: unknown key"));
+  const Result not_int = run(base + " --set function.w_block_size=abc");
+  EXPECT_THAT(not_int.err, HasSubstr("error: --set function.w_block_size=abc: function.w_block_size: expected an integer"));
+  // The KV block is checked against the model's head_dim when the quantizers go in, with its key.
+  const Result kv = run(base + " --set strict_blocks=false --set function.w_block_size=64");
+  EXPECT_EQ(kv.code, 2);
+  EXPECT_THAT(kv.err, HasSubstr("w1.58a8kv8 with --set strict_blocks=false, function.w_block_size=64: "
+                                "function.kv_block_size: 64 does not divide the head dimension 8"));
   const Result gguf = run(kBin + "/edgerazor-export " + kStories + " --preset w1.58a8kv8 --format gguf --out " + path("s.gguf") +
                           " --set strict_blocks=false --set function.w_block_size=64 --set function.kv_block_size=8");
   EXPECT_EQ(gguf.code, 0) << gguf.err;

@@ -18,6 +18,7 @@ struct ModuleInfo {
   bool is_attention = false;         // a kv_cache target
   std::vector<int64_t> weight_shape; // empty when the module has no quantizable weight
   const void* weight_id = nullptr;   // identity of the weight tensor (tied weights share it)
+  int64_t head_dim = 0;              // of an attention module, when known (checks kv_block_size)
 };
 
 struct ModulePlan {

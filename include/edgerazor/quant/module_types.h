@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <string>
+#include <cstdint>
 #include <vector>
 
 namespace torch::nn {
@@ -24,13 +25,18 @@ using ModulePredicate = std::function<bool(const torch::nn::Module&)>;
 
 // Adds (or replaces) a type key. Its modules are weight-quantizable if they have a "weight".
 void register_module_type(const std::string& key, ModulePredicate is_instance);
-// Adds an attention type: its modules are what the kv_cache key selects.
-void register_attention_type(ModulePredicate is_attention);
+// Adds an attention type: its modules are what the kv_cache key selects. head_dim, when given,
+// tells the planner each module's head dimension, so a kv_block_size that does not divide it is
+// refused when the quantizers are injected rather than at the first forward.
+void register_attention_type(ModulePredicate is_attention,
+                             std::function<int64_t(const torch::nn::Module&)> head_dim = nullptr);
 
 // Known keys, in registration order, kv_cache included.
 std::vector<std::string> module_type_keys();
 // The key a module is an instance of ("" when none). kv_cache is returned for attention types.
 std::string module_type_key(const torch::nn::Module& module);
 bool is_attention(const torch::nn::Module& module);
+// The head dimension of an attention module (0 when its type did not say).
+int64_t attention_head_dim(const torch::nn::Module& module);
 
 }  // namespace edgerazor::quant
