@@ -38,6 +38,23 @@
 #include "edgerazor/text/tokenizer.h"
 
 namespace {
+
+// "\n", "\t" and "\\" in a flag value (a shell passes them literally).
+std::string unescape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size()) {
+      const char c = s[i + 1];
+      if (c == 'n' || c == 't' || c == '\\') {
+        out += c == 'n' ? '\n' : c == 't' ? '\t' : '\\';
+        ++i;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  return out;
+}
 namespace fs = std::filesystem;
 namespace data = edgerazor::data;
 namespace text = edgerazor::text;
@@ -153,7 +170,8 @@ void write_text_file(const std::string& path, const std::string& content) {
 
 // ---------------------------------------------------------------------------------------------
 struct EncodeArgs {
-  std::string tokenizer, text, out, format = "text", split, separator = "<|endoftext|>", system_prompt;
+  std::string tokenizer, text, out, format = "text", split, separator = "<|endoftext|>", system_prompt,
+              prompt_format = "auto", prompt_separator = "\\n";
   std::vector<std::string> in;
   bool bos = false, eos = false, no_eos = false, print_ids = false;
   int32_t eos_id = -1, bytes_per_token = 0;
@@ -190,6 +208,7 @@ int run_encode(const EncodeArgs& a) {
   const bool jsonl = a.format == "jsonl";
   if (!jsonl && a.split.empty()) {
     if (!a.system_prompt.empty()) throw ConfigError("", 0, 0, "--system-prompt", "applies to --format jsonl only");
+    if (a.prompt_format != "auto") throw ConfigError("", 0, 0, "--prompt-format", "applies to --format jsonl only");
     return run_encode_flat(a, *load_tokenizer(a.tokenizer).tokenizer);
   }
   if (jsonl && !a.split.empty()) throw ConfigError("", 0, 0, "--split", "applies to text input only (JSONL has one document per line)");
@@ -200,6 +219,8 @@ int run_encode(const EncodeArgs& a) {
   o.eos = !a.no_eos;
   o.eos_id = a.eos_id;
   o.system_prompt = a.system_prompt;
+  o.prompt_format = data::parse_prompt_format(a.prompt_format, "--prompt-format");
+  o.prompt_separator = unescape(a.prompt_separator);
   o.chat_template = t.chat_template ? &*t.chat_template : nullptr;
   const int32_t eos = o.eos ? data::resolve_eos_id(*t.tokenizer, o) : -1;
   if (a.print_ids) {  // one line per document
@@ -379,6 +400,13 @@ void add_encode_options(CLI::App* c, EncodeArgs& a, bool format_option) {
                 "(one document, what edgerazor-eval --tokens reads) is written");
   c->add_option("--separator", a.separator, "document separator for --split separator/auto (default <|endoftext|>)");
   c->add_option("--system-prompt", a.system_prompt, "jsonl chats: system message added when a conversation has none");
+  c->add_option("--prompt-format", a.prompt_format,
+                "jsonl {prompt, response}: chat (a user and an assistant turn through the chat template), plain "
+                "(prompt + --prompt-separator + response) or auto (chat when the tokenizer has a template)")
+      ->capture_default_str();
+  c->add_option("--prompt-separator", a.prompt_separator,
+                "plain prompt format: text between prompt and response (\\n, \\t, \\\\ understood; '' for none)")
+      ->capture_default_str();
   c->add_flag("--bos", a.bos, "prepend the BOS token (each document)");
   c->add_flag("--eos", a.eos, "flat token file: append the EOS token");
   c->add_flag("--no-eos", a.no_eos, "shards: do not append EOS after each document");

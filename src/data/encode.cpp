@@ -63,6 +63,12 @@ void begin(EncodedDocument& d, const text::Tokenizer& tok, const EncodeOptions& 
   d.labels.push_back(0);
 }
 
+// A token that decodes to whitespace only ("\n" after a chat turn).
+bool is_blank_token(const text::Tokenizer& tok, int32_t id) {
+  const std::string piece = tok.decode({id});
+  return !piece.empty() && piece.find_first_not_of(" \t\r\n\f\v") == std::string::npos;
+}
+
 void count(EncodeStats& s, const EncodedDocument& d) {
   if (d.ids.empty()) return;
   s.documents += 1;
@@ -146,6 +152,45 @@ EncodedDocument encode_text_document(const text::Tokenizer& tokenizer, const std
   return d;
 }
 
+PromptFormat parse_prompt_format(const std::string& name, const std::string& key) {
+  if (name == "auto") return PromptFormat::kAuto;
+  if (name == "chat") return PromptFormat::kChat;
+  if (name == "plain") return PromptFormat::kPlain;
+  throw ConfigError("", 0, 0, key, "'" + name + "' is not a prompt format (expected auto, chat or plain)");
+}
+
+namespace {
+
+// A conversation through the chat template; labels on the assistant turns (with the tokens the
+// template closes them with). The template ends every turn itself (Qwen: "<|im_end|>\n"), so the
+// EOS is appended only when the conversation does not already end with it (whitespace aside).
+void encode_chat_document(EncodedDocument& d, const text::Tokenizer& tokenizer, std::vector<text::ChatMessage> messages,
+                          const EncodeOptions& o, const Place& at) {
+  bool has_assistant = false;
+  for (const auto& msg : messages) has_assistant |= msg.role == "assistant";
+  if (!has_assistant) at.fail("the conversation has no assistant message (nothing to train on)");
+  if (!o.system_prompt.empty() && messages.front().role != "system")
+    messages.insert(messages.begin(), text::ChatMessage{"system", o.system_prompt});
+  text::TokenizedChat chat;
+  try {
+    chat = text::tokenize_chat(tokenizer, text::render_chat(*o.chat_template, messages, false));
+  } catch (const text::jinja::TemplateError& e) {
+    at.fail(std::string("chat template: ") + e.what());
+  }
+  d.ids = std::move(chat.ids);
+  d.labels.resize(d.ids.size());
+  for (size_t i = 0; i < d.ids.size(); ++i) d.labels[i] = chat.labels[i] != text::kIgnoreLabel;
+  if (o.eos) {
+    const int32_t eos = resolve_eos_id(tokenizer, o);
+    size_t last = d.ids.size();
+    while (last > 0 && is_blank_token(tokenizer, d.ids[last - 1])) --last;
+    if (last > 0 && d.ids[last - 1] == eos) return;  // the template closed the conversation with EOS
+  }
+  finish(d, tokenizer, o);
+}
+
+}  // namespace
+
 EncodedDocument encode_jsonl_record(const text::Tokenizer& tokenizer, const std::string& json, const EncodeOptions& o,
                                     const std::string& source, uint64_t line, uint64_t byte_offset, EncodeStats* stats) {
   const Place at{source, line, byte_offset};
@@ -171,30 +216,23 @@ EncodedDocument encode_jsonl_record(const text::Tokenizer& tokenizer, const std:
       if (c == e.end() || !(c->is_string() || c->is_null())) at.fail(k + ": 'content' must be a string");
       messages.push_back({e["role"].get<std::string>(), c->is_string() ? c->get<std::string>() : std::string()});
     }
-    bool has_assistant = false;
-    for (const auto& msg : messages) has_assistant |= msg.role == "assistant";
-    if (!has_assistant) at.fail("the conversation has no assistant message (nothing to train on)");
-    if (!o.system_prompt.empty() && messages.front().role != "system")
-      messages.insert(messages.begin(), text::ChatMessage{"system", o.system_prompt});
-    text::TokenizedChat chat;
-    try {
-      chat = text::tokenize_chat(tokenizer, text::render_chat(*o.chat_template, messages, false));
-    } catch (const text::jinja::TemplateError& e) {
-      at.fail(std::string("chat template: ") + e.what());
-    }
-    d.ids = std::move(chat.ids);
-    d.labels.resize(d.ids.size());
-    for (size_t i = 0; i < d.ids.size(); ++i) d.labels[i] = chat.labels[i] != text::kIgnoreLabel;
-    finish(d, tokenizer, o);
+    encode_chat_document(d, tokenizer, messages, o, at);
     if (stats) stats->chat_records++;
   } else if (j.contains("prompt")) {
     const char* rkey = j.contains("response") ? "response" : j.contains("completion") ? "completion" : nullptr;
     if (!rkey) at.fail("a 'prompt' record needs a 'response' (or 'completion')");
     const std::string prompt = string_field(j, "prompt", at), response = string_field(j, rkey, at);
-    begin(d, tokenizer, o);
-    append(d, tokenizer.encode(prompt), 0);
-    append(d, tokenizer.encode(response), 1);
-    finish(d, tokenizer, o);
+    PromptFormat format = o.prompt_format;
+    if (format == PromptFormat::kAuto) format = o.chat_template ? PromptFormat::kChat : PromptFormat::kPlain;
+    if (format == PromptFormat::kChat) {
+      if (!o.chat_template) at.fail("--prompt-format chat needs a chat template, and the tokenizer has none");
+      encode_chat_document(d, tokenizer, {{"user", prompt}, {"assistant", response}}, o, at);
+    } else {
+      begin(d, tokenizer, o);
+      append(d, tokenizer.encode(prompt + o.prompt_separator), 0);
+      append(d, tokenizer.encode(response), 1);
+      finish(d, tokenizer, o);
+    }
     if (stats) stats->prompt_records++;
   } else if (j.contains("text")) {
     d = encode_text_document(tokenizer, string_field(j, "text", at), o);

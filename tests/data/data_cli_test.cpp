@@ -115,10 +115,18 @@ TEST_F(DataCliTest, EncodeJsonlPromptAndChatLabels) {
              "{\"prompt\": \"Q: 2+2?\\nAnswer:\", \"response\": \" 4\"}\n"
              "\n"
              "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", \"content\": \"Hello!\"}]}\n");
-  Result r = run(kTool + " encode-jsonl --tokenizer " + kQwen + " --in " + path("d.jsonl") + " --out " + path("d.bin"));
+  // By default a prompt/response record goes through the chat template when there is one.
+  Result r = run(kTool + " encode-jsonl --tokenizer " + kQwen + " --in " + path("d.jsonl") + " --out " + path("chat.bin"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run(kTool + " decode --tokenizer " + kQwen + " --in " + path("chat.bin") + " --document 1 --mark-labels");
+  EXPECT_THAT(r.out, HasSubstr("<|im_start|>user\nQ: 2+2?\nAnswer:<|im_end|>\n<|im_start|>assistant\n"));
+  EXPECT_THAT(r.out, HasSubstr("[[ 4<|im_end|>]]\n"));
+  // Plain, with no separator: the raw prompt + response a base model trains on.
+  const std::string plain = " --prompt-format plain --prompt-separator ''";
+  r = run(kTool + " encode-jsonl --tokenizer " + kQwen + " --in " + path("d.jsonl") + " --out " + path("d.bin") + plain);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("3 documents (1 text, 1 prompt/response, 1 chat)"));
-  r = run(kTool + " encode --format jsonl --tokenizer " + kQwen + " --in " + path("d.jsonl") + " --out " + path("e.bin"));
+  r = run(kTool + " encode --format jsonl --tokenizer " + kQwen + " --in " + path("d.jsonl") + " --out " + path("e.bin") + plain);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(read_file(path("d.bin")), read_file(path("e.bin")));
   // Same ids and labels as the library computes in-process.
@@ -138,7 +146,7 @@ TEST_F(DataCliTest, EncodeJsonlPromptAndChatLabels) {
   }
   EXPECT_EQ(ids, expected.ids);
   EXPECT_EQ(labels, expected.labels);
-  r = run(kTool + " encode-jsonl --tokenizer " + kQwen + " --in " + path("d.jsonl") + " --print-ids");
+  r = run(kTool + " encode-jsonl --tokenizer " + kQwen + " --in " + path("d.jsonl") + " --print-ids" + plain);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out.substr(r.out.find('\n') + 1, r.out.find('\n', r.out.find('\n') + 1) - r.out.find('\n')),
             join(tok->encode("Q: 2+2?\nAnswer:")) + "," + join(tok->encode(" 4")) + ",151645\n");

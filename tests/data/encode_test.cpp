@@ -108,7 +108,8 @@ TEST(EncodeJsonl, PromptResponseLabelsResponseOnly) {
   o.bos = true;
   const EncodedDocument d = edgerazor::data::encode_jsonl_record(
       stories(), R"({"prompt": "Tom had a red ball.", "response": "He played with it."})", o);
-  const auto p = stories().encode("Tom had a red ball."), r = stories().encode("He played with it.");
+  // No chat template: plain, prompt + "\n" + response (the default separator).
+  const auto p = stories().encode("Tom had a red ball.\n"), r = stories().encode("He played with it.");
   std::vector<int32_t> ids{1};
   ids.insert(ids.end(), p.begin(), p.end());
   ids.insert(ids.end(), r.begin(), r.end());
@@ -119,6 +120,33 @@ TEST(EncodeJsonl, PromptResponseLabelsResponseOnly) {
   EXPECT_EQ(d.labels, labels);
   // "completion" is accepted too.
   EXPECT_EQ(edgerazor::data::encode_jsonl_record(stories(), R"({"prompt": "Tom had a red ball.", "completion": "He played with it."})", o).ids, ids);
+  // Another separator, or none (TRL's raw prompt + completion).
+  o.prompt_separator = "";
+  const auto raw = stories().encode("Tom had a red ball.");
+  std::vector<int32_t> raw_ids{1};
+  raw_ids.insert(raw_ids.end(), raw.begin(), raw.end());
+  raw_ids.insert(raw_ids.end(), r.begin(), r.end());
+  raw_ids.push_back(2);
+  EXPECT_EQ(edgerazor::data::encode_jsonl_record(stories(), R"({"prompt": "Tom had a red ball.", "response": "He played with it."})", o).ids, raw_ids);
+  o.prompt_format = edgerazor::data::PromptFormat::kChat;
+  EXPECT_THROW(edgerazor::data::encode_jsonl_record(stories(), R"({"prompt": "a", "response": "b"})", o), FormatError);
+  EXPECT_THROW(edgerazor::data::parse_prompt_format("jinja", "--prompt-format"), ConfigError);
+}
+
+TEST(EncodeJsonl, QwenPromptResponseGoesThroughTheChatTemplate) {
+  EncodeOptions o;
+  o.chat_template = &qwen_chat();
+  const EncodedDocument pr = edgerazor::data::encode_jsonl_record(qwen(), R"({"prompt": "Say hi", "response": "Hi!"})", o);
+  const EncodedDocument chat = edgerazor::data::encode_jsonl_record(
+      qwen(), R"({"messages": [{"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "Hi!"}]})", o);
+  EXPECT_EQ(pr.ids, chat.ids);
+  EXPECT_EQ(pr.labels, chat.labels);
+  EXPECT_EQ(decode_where(qwen(), pr, true), "Hi!<|im_end|>");
+  EXPECT_THAT(qwen().decode(pr.ids), HasSubstr("<|im_start|>user\nSay hi<|im_end|>\n<|im_start|>assistant\n"));
+  o.prompt_format = edgerazor::data::PromptFormat::kPlain;  // a base model's raw text instead
+  o.prompt_separator = "\n";
+  EXPECT_EQ(qwen().decode(edgerazor::data::encode_jsonl_record(qwen(), R"({"prompt": "Say hi", "response": "Hi!"})", o).ids),
+            "Say hi\nHi!<|im_end|>");
 }
 
 TEST(EncodeJsonl, QwenChatLabelsAssistantRepliesOnly) {
@@ -129,22 +157,22 @@ TEST(EncodeJsonl, QwenChatLabelsAssistantRepliesOnly) {
       R"({"messages": [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "It is 4."},)"
       R"( {"role": "user", "content": "And 3+3?"}, {"role": "assistant", "content": "It is 6."}]})";
   const EncodedDocument d = edgerazor::data::encode_jsonl_record(qwen(), rec, o);
-  // Ids are the whole rendered conversation (system prompt added) plus EOS.
+  // Ids are the whole rendered conversation (system prompt added); it already ends with the
+  // EOS <|im_end|> (and "\n"), so no second one is appended.
   const auto rendered = edgerazor::text::render_chat(
       qwen_chat(),
       {{"system", o.system_prompt}, {"user", "What is 2+2?"}, {"assistant", "It is 4."}, {"user", "And 3+3?"}, {"assistant", "It is 6."}},
       false);
-  std::vector<int32_t> expected = qwen().encode(rendered.text);
-  expected.push_back(151645);
+  const std::vector<int32_t> expected = qwen().encode(rendered.text);
   EXPECT_EQ(d.ids, expected);
   EXPECT_THAT(qwen().decode(d.ids), HasSubstr("<|im_start|>system\nYou are a helpful and harmless AI assistant.<|im_end|>"));
-  // Labelled: both replies with their <|im_end|>, and the appended EOS; nothing of the prompts.
-  EXPECT_EQ(decode_where(qwen(), d, true), "It is 4.<|im_end|>It is 6.<|im_end|><|im_end|>");
+  // Labelled: both replies with their <|im_end|>; nothing of the prompts.
+  EXPECT_EQ(decode_where(qwen(), d, true), "It is 4.<|im_end|>It is 6.<|im_end|>");
   const std::string unlabelled = decode_where(qwen(), d, false);
   EXPECT_THAT(unlabelled, HasSubstr("What is 2+2?"));
   EXPECT_THAT(unlabelled, HasSubstr("<|im_start|>assistant\n"));
   EXPECT_EQ(unlabelled.find("It is"), std::string::npos);
-  EXPECT_EQ(d.labels.back(), 1);
+  EXPECT_EQ(qwen().decode({d.ids.back()}), "\n");
 }
 
 TEST(EncodeJsonl, TextRecordAndErrorsNameLine) {
@@ -174,6 +202,8 @@ TEST(EncodeJsonl, TextRecordAndErrorsNameLine) {
 TEST_F(TempDirTest, EncodeJsonlStreamIntoShard) {
   EncodeOptions o;
   o.chat_template = &qwen_chat();
+  o.prompt_format = edgerazor::data::PromptFormat::kPlain;
+  o.prompt_separator = "";
   std::stringstream in(
       "{\"text\": \"Hello world.\"}\n\n"
       "{\"prompt\": \"Q: 2+2?\\nAnswer:\", \"response\": \" 4\"}\n"

@@ -28,6 +28,14 @@ def main(request_path, response_path):
         response["chat"] = [tokenizer.apply_chat_template(case["messages"], tokenize=False,
                                                           add_generation_prompt=case.get("add_generation_prompt", False))
                             for case in request["chat"]]
+    if request.get("chat_ids"):  # the token ids of each conversation, as SFT trainers take them
+        tokenizer = AutoTokenizer.from_pretrained(request["tokenizer_dir"])
+        response["chat_ids"] = []
+        for case in request["chat_ids"]:
+            ids = tokenizer.apply_chat_template(case["messages"], tokenize=True, add_generation_prompt=False)
+            if hasattr(ids, "keys"):  # transformers 5 returns a BatchEncoding
+                ids = ids["input_ids"]
+            response["chat_ids"].append(list(ids))
     if request.get("encode") or request.get("decode"):
         tokenizer = AutoTokenizer.from_pretrained(request["tokenizer_dir"])
         encoded = []

@@ -7,7 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include "edgerazor/data/encode.h"
 #include "edgerazor/text/chat_template.h"
+#include "edgerazor/text/tokenizer.h"
 #include "fixtures/python_reference.h"
 #include "fixtures/test_paths.h"
 
@@ -187,6 +189,29 @@ TEST(ChatReference, RenderChatEqualsApplyChatTemplateOnTheFolder) {
     for (const bool prompt : {false, true})
       EXPECT_EQ(render_chat(qwen, chat, prompt).text, (*reference)["chat"][k++].get<std::string>())
           << "chat " << k - 1 << (prompt ? " with" : " without") << " the generation prompt";
+}
+
+// edgerazor-data's chat documents are transformers' apply_chat_template(tokenize=True) ids, with
+// no second <|im_end|>; a {"prompt", "response"} record is the same two-turn conversation.
+TEST(ChatReference, EncodedChatRecordsEqualApplyChatTemplateIds) {
+  const ChatTemplate qwen = ChatTemplate::from_model_dir(kQwenDir);
+  const auto tokenizer = load_tokenizer(kQwenDir);
+  Json request = {{"tokenizer_dir", kQwenDir},
+                  {"chat_ids", {{{"messages", {{{"role", "user"}, {"content", "Say hi"}}, {{"role", "assistant"}, {"content", "Hi!"}}}}},
+                                {{"messages", {{{"role", "system"}, {"content", "Be brief."}},
+                                               {{"role", "user"}, {"content", "2+2?"}},
+                                               {{"role", "assistant"}, {"content", "4"}},
+                                               {{"role", "user"}, {"content", "3+3?"}},
+                                               {{"role", "assistant"}, {"content", "6"}}}}}}}};
+  std::string why;
+  const auto reference = edgerazor_test::run_python_reference("hf_reference.py", request, why);
+  if (!reference) GTEST_SKIP() << why;
+  edgerazor::data::EncodeOptions o;
+  o.chat_template = &qwen;
+  const auto prompt_record = edgerazor::data::encode_jsonl_record(*tokenizer, R"({"prompt": "Say hi", "response": "Hi!"})", o);
+  const auto two_turns = edgerazor::data::encode_jsonl_record(*tokenizer, "{\"messages\": " + request["chat_ids"][1]["messages"].dump() + "}", o);
+  EXPECT_EQ(prompt_record.ids, (*reference)["chat_ids"][0].get<std::vector<int32_t>>());
+  EXPECT_EQ(two_turns.ids, (*reference)["chat_ids"][1].get<std::vector<int32_t>>());
 }
 
 }  // namespace

@@ -41,12 +41,23 @@ DocumentSplit parse_document_split(const std::string& name, const std::string& k
 std::vector<std::string> split_documents(const std::string& text, DocumentSplit split,
                                          const std::string& separator = "<|endoftext|>");
 
+// How a {"prompt", "response"} record becomes one document.
+enum class PromptFormat {
+  kAuto,   // kChat when the tokenizer has a chat template, else kPlain
+  kChat,   // a user turn (the prompt) and an assistant turn (the response), as {"messages"} records
+  kPlain,  // prompt + prompt_separator + response, as text
+};
+// "auto", "chat", "plain" (ConfigError naming `key` otherwise).
+PromptFormat parse_prompt_format(const std::string& name, const std::string& key);
+
 struct EncodeOptions {
   bool bos = false;       // prepend the tokenizer's BOS (text and prompt/response documents)
   bool eos = true;        // append EOS after every document
   int32_t eos_id = -1;    // -1 = the tokenizer's EOS
   std::string system_prompt;  // chat: prepended as a system message when none is present
   const text::ChatTemplate* chat_template = nullptr;  // needed for {"messages"} records
+  PromptFormat prompt_format = PromptFormat::kAuto;
+  std::string prompt_separator = "\n";  // kPlain: between prompt and response (unlabelled)
 };
 
 struct EncodedDocument {
