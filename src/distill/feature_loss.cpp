@@ -65,9 +65,14 @@ LossOutput finish(const DistillLossOptions& o, const std::vector<at::Tensor>& va
   for (size_t i = 1; i < values.size(); ++i) out.total = out.total + values[i];
   out.total = out.total / static_cast<double>(values.size());
   out.parts.emplace_back(o.name, out.total.detach());
-  for (size_t i = 0; i < layers.size(); ++i)
-    out.parts.emplace_back(o.name + ".layer_" + std::to_string(i),
-                           at::scalar_tensor(layers[i], at::kLong));
+  // Each chosen layer's own loss, named by its hidden-state index (0 = embedding output); the
+  // trainer logs how often each layer was chosen beside it (".selected").
+  std::vector<int64_t> named;
+  for (size_t i = 0; i < layers.size() && i < values.size(); ++i) {
+    if (std::find(named.begin(), named.end(), layers[i]) != named.end()) continue;
+    named.push_back(layers[i]);
+    out.parts.emplace_back(o.name + ".layer_" + std::to_string(layers[i]), values[i].detach());
+  }
   return out;
 }
 

@@ -61,10 +61,12 @@ class SignalGuard {
   struct sigaction old_int_ {}, old_term_ {};
 };
 
-// Running sums of the loss parts over one logging window (micro-batch values, averaged).
+// Running sums of the loss parts over one logging window (micro-batch values, averaged over the
+// micro-batches that had the part: an adaptive layer's loss exists only when it was chosen).
 struct PartSums {
   std::vector<std::string> order;
   std::map<std::string, double> sum;
+  std::map<std::string, int64_t> seen;
   double total = 0;
   int64_t count = 0;
   void add(const distill::LossOutput& out) {
@@ -72,12 +74,19 @@ struct PartSums {
     for (const auto& [name, value] : out.parts) {
       if (!sum.count(name)) order.push_back(name);
       sum[name] += value.item<double>();
+      ++seen[name];
     }
     ++count;
   }
+  // "lafd.layer_5" (its loss) is followed by "lafd.layer_5.selected": the share of micro-batches
+  // of the window that chose it.
   Scalars means() const {
     Scalars out;
-    for (const auto& name : order) out.emplace_back(name, sum.at(name) / static_cast<double>(std::max<int64_t>(count, 1)));
+    for (const auto& name : order) {
+      out.emplace_back(name, sum.at(name) / static_cast<double>(std::max<int64_t>(seen.at(name), 1)));
+      if (name.find(".layer_") != std::string::npos)
+        out.emplace_back(name + ".selected", static_cast<double>(seen.at(name)) / static_cast<double>(std::max<int64_t>(count, 1)));
+    }
     return out;
   }
   double mean_total() const { return total / static_cast<double>(std::max<int64_t>(count, 1)); }

@@ -156,8 +156,11 @@ TEST(Objective, PaperSettingPartsAndTotal) {
     EXPECT_FALSE(part.second.requires_grad()) << part.first;
     EXPECT_EQ(part.second.dim(), 0) << part.first;
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"task_ce", "eakld", "eakld.gamma", "lafd", "lafd.layer_0",
-                                             "lafd.layer_1", "lafd.layer_2", "distill"}));
+  const auto chosen = select_adaptive_layers(t.hidden_states, LayerMetric::cosine_similarity, 3);
+  ASSERT_EQ(chosen.size(), 3u);
+  const auto layer = [](int64_t j) { return "lafd.layer_" + std::to_string(j); };
+  EXPECT_EQ(names, (std::vector<std::string>{"task_ce", "eakld", "eakld.gamma", "lafd", layer(chosen[0]), layer(chosen[1]),
+                                             layer(chosen[2]), "distill"}));
   EXPECT_NEAR(out.total.item<double>(), 0.1 * p["task_ce"] + 2.0 * p["eakld"] + 0.1 * p["lafd"], 1e-5);
   EXPECT_NEAR(p["distill"], 2.0 * p["eakld"] + 0.1 * p["lafd"], 1e-5);
   // Each part equals the free function on the same inputs.
@@ -168,14 +171,15 @@ TEST(Objective, PaperSettingPartsAndTotal) {
   EXPECT_NEAR(p["eakld.gamma"], gamma.item<double>(), 1e-6);
   EXPECT_NEAR(p["eakld"],
               confidence_kl(s_logits, t_logits, mask, 1.0, Reduction::batch_mean, gamma).item<double>(), 1e-5);
-  const auto chosen = select_adaptive_layers(t.hidden_states, LayerMetric::cosine_similarity, 3);
   ASSERT_EQ(objective->last_layer_choices().size(), 1u);
   EXPECT_EQ(objective->last_layer_choices()[0].second, chosen);
-  EXPECT_EQ(p["lafd.layer_0"], chosen[0]);
   const auto fmask = position_mask(labels(), MaskAlignment::same_token, -100);
   double lafd = 0.0;
-  for (const auto j : chosen)
-    lafd += masked_mse(s.hidden_states[j], t.hidden_states[j], fmask, Reduction::batch_mean).item<double>();
+  for (const auto j : chosen) {  // each chosen layer's part is its own loss
+    const double mse = masked_mse(s.hidden_states[j], t.hidden_states[j], fmask, Reduction::batch_mean).item<double>();
+    EXPECT_NEAR(p[layer(j)], mse, 1e-6) << "layer " << j;
+    lafd += mse;
+  }
   EXPECT_NEAR(p["lafd"], lafd / 3, 1e-6);
 }
 

@@ -144,9 +144,17 @@ TEST_F(TrainerRun, QadBeatsPtqAndLogsEveryLossPart) {
   for (const auto& r : records) {
     if (r["type"] == "train") {
       ++train_records;
-      for (const char* key : {"loss", "task_ce", "eakld", "eakld.gamma", "lafd", "lafd.layer_0", "distill", "lr", "grad_norm",
+      for (const char* key : {"loss", "task_ce", "eakld", "eakld.gamma", "lafd", "distill", "lr", "grad_norm",
                               "tokens_per_s", "tokens"})
         EXPECT_TRUE(r.contains(key)) << key << " missing in " << r.dump();
+      // The chosen layers' own losses and how often each was chosen: 3 per micro-batch.
+      double selected = 0;
+      for (const auto& [key, value] : r.items())
+        if (key.rfind("lafd.layer_", 0) == 0 && key.size() > 9 && key.substr(key.size() - 9) == ".selected") {
+          selected += value.get<double>();
+          EXPECT_TRUE(r.contains(key.substr(0, key.size() - 9))) << key;
+        }
+      EXPECT_NEAR(selected, 3.0, 1e-9) << r.dump();
       // total = 0.2 CE + 4 EAKLD + 1 LAFD, per micro-batch (one per step here)
       EXPECT_NEAR(r["loss"].get<double>(), 0.2 * r["task_ce"].get<double>() + r["distill"].get<double>(), 1e-4);
       EXPECT_NEAR(r["distill"].get<double>(), 4.0 * r["eakld"].get<double>() + r["lafd"].get<double>(), 1e-4);
