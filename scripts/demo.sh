@@ -508,7 +508,12 @@ plot_runs=()
 for q in "${QUANTS[@]}"; do plot_runs+=("$OUT/runs/qad-$q/metrics.jsonl:QAD ${q^^}"); done
 logged plot-loss "$BIN/edgerazor-plot" "${plot_runs[@]}" --key loss --type train \
   --title "QAD training loss (CE 0.2 + EAKLD 4 + LAFD 1)" --out "$OUT/loss.svg"
-logged plot-eval "$BIN/edgerazor-plot" "${plot_runs[@]}" --key eval_loss --type eval \
+# The fp32 teacher's held-out loss on the same tokens, logged with the step-0 (PTQ) evaluation.
+teacher_loss=$(grep '"teacher_eval_loss"' "$OUT/runs/qad-${QUANTS[0]}/metrics.jsonl" | head -n 1 |
+  grep -o '"teacher_eval_loss": *[-0-9.eE+]*' | sed 's/.*: *//' || true)
+hline=()
+[[ -n $teacher_loss ]] && hline=(--hline "$teacher_loss:fp32 teacher")
+logged plot-eval "$BIN/edgerazor-plot" "${plot_runs[@]}" --key eval_loss --type eval "${hline[@]}" \
   --title "held-out loss (step 0 = PTQ)" --out "$OUT/eval.svg"
 if [[ $SOURCE == synthetic ]]; then
   logged plot-teacher "$BIN/edgerazor-plot" "$OUT/runs/teacher/metrics.jsonl:teacher" --key loss --type train \

@@ -1,6 +1,5 @@
 // GGUF export from exact codes (rules in the header).
 #include "edgerazor/export/gguf_export.h"
-#include "edgerazor/core/log.h"
 
 #include <ATen/ATen.h>
 
@@ -215,8 +214,7 @@ GgufExportResult write_gguf(const QuantizedModel& model, const std::string& path
   }
   for (auto& [gname, gtype, shape, bytes] : tensors) w.add_tensor(gname, gtype, shape, std::move(bytes));
   result.sizes.file_bytes = w.write(path);
-  for (const auto& warning : result.warnings) log_warning(warning);
-  return result;
+  return result;  // the warnings are the caller's to show (edgerazor-export prints them once, in its report)
 }
 
 }  // namespace edgerazor::exporter

@@ -11,6 +11,7 @@ namespace edgerazor::plot {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(SvgPlot, ReadsMetricsByKeyAndType) {
   const auto path = std::filesystem::temp_directory_path() / "er_plot_metrics.jsonl";
@@ -39,6 +40,26 @@ TEST(SvgPlot, ChartHasOneLinePerSeriesAndEscapedLabels) {
   for (size_t at = svg.find("<polyline"); at != std::string::npos; at = svg.find("<polyline", at + 1)) ++lines;
   EXPECT_EQ(lines, 2u);
   EXPECT_THAT(svg, HasSubstr("</svg>"));
+}
+
+TEST(SvgPlot, LogAxisTicksMarkersAndReferenceLines) {
+  ChartOptions o;
+  o.log_y = true;
+  o.reference_lines = {{1.42, "teacher"}};
+  const std::string svg = line_chart_svg({{"qad", {{0, 6.7}, {50, 2.9}, {100, 2.4}}}, {"one point", {{0, 9.0}}}}, o);
+  // 1-2-5 ticks over ~1.3-10, not 6.31 / 3.981 / 2.512
+  EXPECT_THAT(svg, HasSubstr(">2</text>"));
+  EXPECT_THAT(svg, HasSubstr(">5</text>"));
+  EXPECT_THAT(svg, Not(HasSubstr("3.981")));
+  // a lone point is drawn as a marker; the dashed teacher line is labelled with its value
+  EXPECT_THAT(svg, HasSubstr("<circle"));
+  EXPECT_THAT(svg, HasSubstr("stroke-dasharray"));
+  EXPECT_THAT(svg, HasSubstr("teacher (1.42)"));
+  // the legend sits on its own box
+  EXPECT_THAT(svg, HasSubstr("fill-opacity=\"0.85\""));
+  // values <= 0 cannot be on a log axis: left out, not clamped to 1e-12
+  const std::string zero = line_chart_svg({{"z", {{0, 0.0}, {1, 1.0}, {2, 10.0}}}}, o);
+  EXPECT_THAT(zero, Not(HasSubstr("e-12")));
 }
 
 }  // namespace

@@ -13,12 +13,19 @@ struct Series {
   std::vector<std::pair<double, double>> points;  // (x, y), x ascending
 };
 
+// A horizontal reference line (e.g. the teacher's loss), dashed, labelled at its right end.
+struct ReferenceLine {
+  double y = 0;
+  std::string label;
+};
+
 struct ChartOptions {
   std::string title;
   std::string x_label = "step";
   std::string y_label = "loss";
   int width = 800, height = 480;
-  bool log_y = false;
+  bool log_y = false;  // ticks at 1-2-5 multiples of powers of ten; values <= 0 are left out
+  std::vector<ReferenceLine> reference_lines;
 };
 
 // The SVG document text.

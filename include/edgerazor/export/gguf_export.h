@@ -34,7 +34,7 @@ struct GgufExportOptions {
 
 struct GgufExportResult {
   WrittenSizes sizes;
-  std::vector<std::string> warnings;
+  std::vector<std::string> warnings;  // returned, not logged: ExportReport::to_text() lists them
 };
 
 // Throws ConfigError for an unknown type and FormatError for I/O or tokenizer problems.
