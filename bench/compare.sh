@@ -28,7 +28,7 @@ out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)   ($(nproc) cores)"
 for ((r = 1; r <= rounds; r++)); do
-  "$bin" step "$@" | tail -n 1 >>"$out/cpp.jsonl"
+  "$bin" step --json "$@" | tail -n 1 >>"$out/cpp.jsonl"
   "${eager_env[@]}" "$py" "$here/bench/py_eager_step.py" step "$@" | tail -n 1 >>"$out/eager.jsonl"
 done
 echo "# load average after:  $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -36,7 +36,7 @@ echo "| impl | vocab | seq | dtype | step ms | tokens/s | MFU | peak RSS MiB | s
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for vocab in $vocabs; do
   for seq in $seqs; do
-    j="$("$bin" step "${common[@]}" --vocab "$vocab" --seq "$seq" "$@" | tail -n 1)"
+    j="$("$bin" step --json "${common[@]}" --vocab "$vocab" --seq "$seq" "$@" | tail -n 1)"
     row edgerazor "$vocab" "$seq" "$j"
     if [ "${EAGER:-0}" = 1 ]; then
       j="$("${eager_env[@]}" "$py" "$here/bench/py_eager_step.py" step "${common[@]}" --vocab "$vocab" --seq "$seq" "$@" | tail -n 1)" ||

@@ -199,7 +199,7 @@ if ((SKIP_BENCH == 0)); then
   section "4. QAD step at Qwen3-0.6B shapes on the GPU: ours vs PyTorch eager vs torch.compile"
   SHAPE=(--vocab 151936 --dim 1024 --layers 28 --heads 16 --kv-heads 8 --ffn 3072 --seq 512 --batch 1
          --steps 6 --dtype bf16 --device cuda)
-  run bench-ours "$BIN/edgerazor-bench" step "${SHAPE[@]}"
+  run bench-ours "$BIN/edgerazor-bench" step --json "${SHAPE[@]}"
   run bench-eager "$PYTHON" bench/py_eager_step.py step "${SHAPE[@]}"
   run bench-compile "$PYTHON" bench/py_eager_step.py step "${SHAPE[@]}" --compile
   "$PYTHON" - "$OUT" <<'PY' | tee -a "$REPORT"

@@ -93,7 +93,34 @@ struct StepArgs {
   int steps = 6, threads = 0;
   std::string dtype = "auto";
   std::string device = "cpu";
+  bool json = false;  // one JSON line instead of the table
 };
+
+// The result as a readable table (the JSON line has every field; --json prints it).
+void print_table(const nlohmann::json& j) {
+  const auto num = [&](const char* key, const char* format) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, format, j.value(key, 0.0));
+    return std::string(buf);
+  };
+  const auto& c = j["config"];
+  std::printf("edgerazor-bench step: V %lld, C %lld, L %lld, H %lld/%lld, F %lld, T %lld, B %lld, %s, %d threads, %s\n",
+              c["vocab"].get<long long>(), c["dim"].get<long long>(), c["layers"].get<long long>(),
+              c["heads"].get<long long>(), c["kv_heads"].get<long long>(), c["ffn"].get<long long>(),
+              c["seq"].get<long long>(), c["batch"].get<long long>(), j["dtype"].get<std::string>().c_str(),
+              j["threads"].get<int>(), j["device"].get<std::string>().c_str());
+  std::printf("  %-22s %s\n", "tokens/s", num("tokens_per_s", "%.1f").c_str());
+  std::printf("  %-22s %s median, %s min (%d timed steps)\n", "step", (num("step_ms", "%.1f") + " ms").c_str(),
+              (num("step_ms_min", "%.1f") + " ms").c_str(), c["steps"].get<int>() - 1);
+  std::printf("  %-22s %s of %s GFLOP/s (matmul peak measured here)\n", "MFU",
+              (num("mfu", "%.3f")).c_str(), num("matmul_peak_gflops", "%.0f").c_str());
+  std::printf("  %-22s %s MiB (model state %s MiB)\n", "peak RSS", num("peak_rss_mb", "%.0f").c_str(),
+              num("model_state_mb", "%.0f").c_str());
+  if (j.contains("peak_gpu_mb")) std::printf("  %-22s %s MiB\n", "peak GPU", num("peak_gpu_mb", "%.0f").c_str());
+  std::printf("  phases (median ms):\n");
+  for (const auto& [phase, ms] : j["phases_ms"].items()) std::printf("    %-20s %8.1f\n", phase.c_str(), ms.get<double>());
+  std::printf("  (--json prints every field as one JSON line)\n");
+}
 c10::Device g_device{c10::kCPU};
 
 // ---- machine facts ---------------------------------------------------------------------------
@@ -394,7 +421,11 @@ int run_step(const StepArgs& a) {
     j["sys_ms"] = u1.sys_ms - u0.sys_ms;
     j["minor_faults"] = u1.minor_faults - u0.minor_faults;
     for (int p = 0; p < kNumPhases; ++p) j["phases_ms"][kPhases[p]] = phase_ms[p];
-    std::cout << j.dump() << std::endl;
+    if (a.json) {
+      std::cout << j.dump() << std::endl;
+    } else {
+      std::fprintf(stderr, "step %d: %.1f ms, loss %.4f%s\n", i, ms, last_loss, i == 0 && a.steps > 1 ? " (warm-up)" : "");
+    }
     if (i > 0 || a.steps == 1) {
       step_ms.push_back(ms);
       sys_ms.push_back(u1.sys_ms - u0.sys_ms);
@@ -453,7 +484,11 @@ int run_step(const StepArgs& a) {
   for (int p = 0; p < kNumPhases; ++p) j["peak_live_tensors_mb"][kPhases[p]] = last_live[p];
   j["cached_free_blocks_mb"] = edgerazor::runtime::cpu_memory_stats().cached_bytes / (1024.0 * 1024.0);
   j["load_average"] = {{"start", load_start}, {"end", load_average()}};
-  std::cout << j.dump() << std::endl;
+  if (a.json) {
+    std::cout << j.dump() << std::endl;
+  } else {
+    print_table(j);
+  }
   return 0;
 }
 
@@ -480,6 +515,7 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     step->add_option("--threads", a.threads, "intra-op threads (default: all cores)");
     step->add_option("--device", a.device, "cpu | cuda | cuda:N | auto")->capture_default_str();
+    step->add_flag("--json", a.json, "print the result as one JSON line (every field) instead of a table");
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -30,7 +30,7 @@ const std::string kBench = std::string(EDGERAZOR_BIN_DIR) + "/edgerazor-bench";
 
 TEST(BenchStep, TinyStepPrintsTheJsonLine) {
   const Result r = run_merged(kBench + " step --vocab 1024 --dim 256 --layers 2 --heads 4 --kv-heads 2 --ffn 512"
-                                " --seq 32 --batch 2 --steps 2 --dtype fp32 --threads 1");
+                                " --seq 32 --batch 2 --steps 2 --dtype fp32 --threads 1 --json");
   ASSERT_EQ(r.code, 0) << r.out;
   const auto j = nlohmann::json::parse(last_line(r.out));
   for (const char* key : {"tokens_per_s", "peak_rss_mb", "step_ms", "mfu", "matmul_peak_gflops", "flops_per_step",
@@ -61,6 +61,16 @@ TEST(BenchStep, BadFlagsExitTwo) {
   const Result heads = run_merged(kBench + " step --dim 100 --heads 8 --steps 1");
   EXPECT_EQ(heads.code, 2) << heads.out;
   EXPECT_THAT(heads.out, ::testing::HasSubstr("--heads"));
+}
+
+TEST(BenchStep, PrintsATableByDefault) {
+  const Result r = run_merged(kBench + " step --vocab 512 --dim 256 --layers 1 --heads 2 --kv-heads 1 --ffn 512"
+                                " --seq 16 --batch 1 --steps 2 --dtype fp32 --threads 1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_THAT(r.out, ::testing::HasSubstr("tokens/s"));
+  EXPECT_THAT(r.out, ::testing::HasSubstr("loss_forward"));
+  EXPECT_THAT(r.out, ::testing::HasSubstr("--json prints every field"));
+  EXPECT_EQ(r.out.find("{\"bench\""), std::string::npos);
 }
 
 }  // namespace
