@@ -337,14 +337,22 @@ int launch_local(int nproc, const std::vector<std::string>& argv, const LaunchOp
       while (::read(signals.read_fd(), &signo, 1) == 1) {
         // The first signal is forwarded and the ranks get all the time they need (a trainer
         // finishes its step and writes a checkpoint); a second one kills them.
-        if (signals_seen++ == 0) {
-          emit(-1, true, std::string("received ") + strsignal(signo) + ", forwarding it to the ranks (again to kill them)");
+        const std::string name = strsignal(signo);
+        if (killed) {
+          // already sent SIGKILL: nothing more to do or say
+        } else if (stopping && signals_seen == 0) {  // a rank failed and the others are being stopped
+          emit(-1, true, "received " + name + " while stopping the ranks after a failure; killing them (SIGKILL)");
+          stop_all(SIGKILL);
+          killed = true;
+        } else if (signals_seen == 0) {
+          emit(-1, true, "received " + name + "; forwarding it to the ranks (send it again to kill them)");
           stop_all(signo);
         } else {
-          emit(-1, true, std::string("received ") + strsignal(signo) + " again; sending SIGKILL to the ranks");
+          emit(-1, true, "received " + name + " a second time; killing the ranks (SIGKILL)");
           stop_all(SIGKILL);
           killed = true;
         }
+        ++signals_seen;
         stopping = true;
         if (first_failure == 0) first_failure = 128 + signo;
       }

@@ -163,11 +163,35 @@ TEST(Launch, ASecondSignalKillsRanksThatIgnoreTheFirst) {
   };
   ASSERT_TRUE(wait_for("ready", 2));
   ::kill(::getpid(), SIGTERM);
-  ASSERT_TRUE(wait_for("forwarding it to the ranks", 1));
+  ASSERT_TRUE(wait_for("forwarding it to the ranks (send it again to kill them)", 1));
   ::kill(::getpid(), SIGTERM);
   launcher.join();
   EXPECT_EQ(rc, 128 + SIGTERM);
-  EXPECT_THAT(c.all(), HasSubstr("again; sending SIGKILL to the ranks"));
+  EXPECT_THAT(c.all(), HasSubstr("received Terminated a second time; killing the ranks (SIGKILL)"));
+}
+
+// A signal that arrives while the ranks are being stopped after a failure says so (no "again":
+// the launcher got no signal before), and kills them at once.
+TEST(Launch, ASignalWhileStoppingAfterAFailureKillsWithAClearMessage) {
+  Captured c;
+  int rc = -1;
+  auto o = c.options();
+  o.kill_grace_s = 60;
+  std::thread launcher([&] {
+    rc = launch_local(2, {"sh", "-c", "if [ $RANK = 1 ]; then sleep 0.3; exit 5; fi; trap '' TERM; echo ready; "
+                                      "while :; do sleep 0.05; done"}, o);
+  });
+  {
+    std::unique_lock<std::mutex> lock(c.mutex);
+    ASSERT_TRUE(c.changed.wait_for(lock, std::chrono::seconds(60), [&] {
+      return std::any_of(c.err.begin(), c.err.end(), [](const std::string& l) { return l.find("stopping the other ranks") != std::string::npos; });
+    }));
+  }
+  ::kill(::getpid(), SIGTERM);
+  launcher.join();
+  EXPECT_EQ(rc, 5) << c.all();  // the failing rank's code, not the signal's
+  EXPECT_THAT(c.all(), HasSubstr("received Terminated while stopping the ranks after a failure; killing them (SIGKILL)"));
+  EXPECT_THAT(c.all(), ::testing::Not(HasSubstr("again")));
 }
 
 TEST(Launch, BadArgumentsAreConfigErrors) {
