@@ -50,7 +50,7 @@ struct Args {
   std::vector<std::string> sets;
   bool chat = false;
   std::vector<std::string> stops;
-  int64_t max_new_tokens = 128, top_k = 0;
+  int64_t max_new_tokens = 128, top_k = 0, batch_size = 8;
   double temperature = 0.8, top_p = 0.95, repetition_penalty = 1.0;
   uint64_t seed = 0;
   bool greedy = false, print_ids = false, no_bos = false, no_quant = false;
@@ -111,50 +111,87 @@ struct Session {
     return ids;
   }
   // One completion: ids as generated (a stop token kept, stop-string tokens kept) and its text
-  // (no stop token, cut before the first stop string). `stream`: print the text as it comes.
+  // (no stop token, cut before the first stop string).
   struct Completion {
     std::vector<int64_t> ids;
     std::string text;
   };
-  Completion complete(const std::vector<int64_t>& prompt, const edgerazor::model::GenerationOptions& options,
-                      const std::vector<std::string>& stops, std::FILE* stream = nullptr) {
+  // The text of one completion as its tokens arrive, cut at the first stop string.
+  struct StopText {
+    const edgerazor::text::Tokenizer* tokenizer;
+    const std::vector<std::string>* stops;
+    const std::vector<int64_t>* stop_ids;
+    bool always = false;  // decode every token even without stop strings (streaming)
+    std::vector<int64_t> ids;  // without stop tokens
+    std::string text;
+    bool stopped = false;
+    // false once a stop string has appeared.
+    bool feed(int64_t id) {
+      if (!tokenizer || (stops->empty() && !always)) return true;
+      if (std::find(stop_ids->begin(), stop_ids->end(), id) != stop_ids->end()) return true;
+      ids.push_back(id);
+      text = tokenizer->decode(to_i32(ids));
+      size_t stop_length = 0;
+      const size_t at = edgerazor::model::find_stop_string(text, *stops, stop_length);
+      if (at != std::string::npos) {
+        text.resize(at);
+        stopped = true;
+      }
+      return !stopped;
+    }
+  };
+  void check_prompt(const std::vector<int64_t>& prompt) const {
     const int64_t V = model->config.vocab_size;
     for (int64_t id : prompt)
       if (id < 0 || id >= V) throw ConfigError("", 0, 0, "prompt", "token id " + std::to_string(id) + " is outside the vocabulary (" + std::to_string(V) + ")");
-    Completion c;
+  }
+  Completion finished(std::vector<int64_t> ids, const StopText& stop_text,
+                      const edgerazor::model::GenerationOptions& options) const {
+    Completion c{std::move(ids), stop_text.text};
+    if (tokenizer && !stop_text.stopped) c.text = response_text(c.ids, options);
+    return c;
+  }
+  // `stream`: print the text as it comes, holding back what could still become a stop string
+  // and a torn UTF-8 character.
+  Completion complete(const std::vector<int64_t>& prompt, const edgerazor::model::GenerationOptions& options,
+                      const std::vector<std::string>& stops, std::FILE* stream = nullptr) {
+    check_prompt(prompt);
+    StopText st{tokenizer.get(), &stops, &options.stop_ids, stream != nullptr};
     size_t longest_stop = 0, printed = 0;
     for (const auto& stop : stops) longest_stop = std::max(longest_stop, stop.size());
-    std::vector<int64_t> text_ids;  // without stop tokens
-    bool stopped = false;
-    const auto on_token = [&](int64_t id) {
-      if (!tokenizer || (stops.empty() && !stream)) return true;
-      if (std::find(options.stop_ids.begin(), options.stop_ids.end(), id) != options.stop_ids.end()) return true;
-      text_ids.push_back(id);
-      c.text = tokenizer->decode(to_i32(text_ids));
-      size_t stop_length = 0;
-      const size_t at = edgerazor::model::find_stop_string(c.text, stops, stop_length);
-      if (at != std::string::npos) {
-        c.text.resize(at);
-        stopped = true;
-      }
-      if (stream) {  // hold back what could still become a stop string, and a torn UTF-8 character
-        size_t safe = stopped ? c.text.size() : (c.text.size() > longest_stop ? c.text.size() - longest_stop : 0);
-        if (!stopped) safe = utf8_boundary(c.text, std::max(safe, printed));
-        if (safe > printed) {
-          std::fwrite(c.text.data() + printed, 1, safe - printed, stream);
-          std::fflush(stream);
-          printed = safe;
-        }
-      }
-      return !stopped;
+    const auto print_upto = [&](size_t n) {
+      if (n <= printed) return;
+      std::fwrite(st.text.data() + printed, 1, n - printed, stream);
+      std::fflush(stream);
+      printed = n;
     };
-    c.ids = edgerazor::model::generate(*model, prompt, options, on_token);
-    if (tokenizer && !stopped) c.text = response_text(c.ids, options);
+    const auto on_token = [&](int64_t id) {
+      const bool go_on = st.feed(id);
+      if (stream) {
+        const size_t safe = st.stopped ? st.text.size() : (st.text.size() > longest_stop ? st.text.size() - longest_stop : 0);
+        print_upto(st.stopped ? safe : utf8_boundary(st.text, std::max(safe, printed)));
+      }
+      return go_on;
+    };
+    Completion c = finished(edgerazor::model::generate(*model, prompt, options, on_token), st, options);
     if (stream && c.text.size() > printed) {
       std::fwrite(c.text.data() + printed, 1, c.text.size() - printed, stream);
       std::fflush(stream);
     }
     return c;
+  }
+  // Several prompts in one batch (generate_batch), each with its own options and stop strings.
+  std::vector<Completion> complete_batch(const std::vector<std::vector<int64_t>>& prompts,
+                                         const std::vector<edgerazor::model::GenerationOptions>& options,
+                                         const std::vector<std::vector<std::string>>& stops) {
+    for (const auto& p : prompts) check_prompt(p);
+    std::vector<StopText> texts;
+    for (size_t b = 0; b < prompts.size(); ++b) texts.push_back(StopText{tokenizer.get(), &stops[b], &options[b].stop_ids});
+    auto ids = edgerazor::model::generate_batch(*model, prompts, options,
+                                                [&](size_t b, int64_t id) { return texts[b].feed(id); });
+    std::vector<Completion> out;
+    for (size_t b = 0; b < prompts.size(); ++b) out.push_back(finished(std::move(ids[b]), texts[b], options[b]));
+    return out;
   }
   // The completion without a trailing stop token.
   std::string response_text(std::vector<int64_t> ids, const edgerazor::model::GenerationOptions& options) const {
@@ -267,25 +304,45 @@ int run_batch(Session& s, const Args& a) {
   int64_t tokens = 0;
   const auto start = std::chrono::steady_clock::now();
   edgerazor::Progress progress("prompts", static_cast<int64_t>(prompts.size()));
+  // Pending prompts go in batches of --batch-size (one forward per step for all of them); lines
+  // are written in input order as each batch finishes.
+  std::vector<size_t> pending;
+  std::set<std::string> queued;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    const json& p = prompts[i];
-    if (done_keys.count(key_of(p))) {
+    if (done_keys.count(key_of(prompts[i])) || !queued.insert(key_of(prompts[i])).second) {
       ++done;
       ++skipped;
       continue;
     }
-    const std::string text = p["prompt"].get<std::string>();
-    std::vector<std::string> stops = a.stops;
-    std::string system = s.system_prompt;
-    const auto options = record_options(p, s.gen, stops, system, a.prompts_file, prompt_lines[i]);
-    const auto completion = s.complete(s.encode_prompt(text, system), options, stops);
-    tokens += static_cast<int64_t>(completion.ids.size());
-    json row = {{"prompt", text}, {"response", completion.text}};
-    if (p.contains("id")) row["id"] = p["id"];
-    out << row.dump() << "\n";
+    pending.push_back(i);
+  }
+  progress.update(static_cast<int64_t>(done));
+  for (size_t first = 0; first < pending.size(); first += static_cast<size_t>(a.batch_size)) {
+    const size_t last = std::min(pending.size(), first + static_cast<size_t>(a.batch_size));
+    std::vector<std::vector<int64_t>> batch;
+    std::vector<edgerazor::model::GenerationOptions> options;
+    std::vector<std::vector<std::string>> stops;
+    for (size_t k = first; k < last; ++k) {
+      const json& p = prompts[pending[k]];
+      std::vector<std::string> row_stops = a.stops;
+      std::string system = s.system_prompt;
+      options.push_back(record_options(p, s.gen, row_stops, system, a.prompts_file, prompt_lines[pending[k]]));
+      stops.push_back(row_stops);
+      batch.push_back(s.encode_prompt(p["prompt"].get<std::string>(), system));
+    }
+    const auto completions = s.complete_batch(batch, options, stops);
+    for (size_t k = first; k < last; ++k) {
+      const json& p = prompts[pending[k]];
+      const auto& completion = completions[k - first];
+      tokens += static_cast<int64_t>(completion.ids.size());
+      json row = {{"prompt", p["prompt"]}, {"response", completion.text}};
+      if (p.contains("id")) row["id"] = p["id"];
+      out << row.dump() << "\n";
+      done_keys.insert(key_of(p));
+      ++done;
+    }
     out.flush();
-    done_keys.insert(key_of(p));
-    ++done;
+    if (!out) throw edgerazor::FormatError(a.out_file, "cannot write (disk full?)");
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     char rate[32];
     std::snprintf(rate, sizeof rate, "%.1f tok/s", seconds > 0 ? static_cast<double>(tokens) / seconds : 0.0);
@@ -341,6 +398,9 @@ int main(int argc, char** argv) {
     auto* prompt_ids = app.add_option("--prompt-ids", a.prompt_ids, "prompt as comma-separated token ids (no BOS added)");
     auto* prompts = app.add_option("--prompts", a.prompts_file, "batch mode: JSONL with a \"prompt\" per line");
     app.add_option("--out", a.out_file, "batch mode: JSONL to append {prompt, response} to");
+    app.add_option("--batch-size", a.batch_size, "batch mode: prompts decoded together, one forward per step for all")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     app.add_option("--max-new-tokens", a.max_new_tokens, "tokens to generate")->check(CLI::PositiveNumber);
     app.add_option("--temperature", a.temperature, "sampling temperature (0 = greedy)")->check(CLI::NonNegativeNumber);
     app.add_option("--top-p", a.top_p, "nucleus sampling mass")->check(CLI::Range(0.0, 1.0));

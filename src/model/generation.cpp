@@ -149,6 +149,66 @@ std::vector<int64_t> generate(CausalLMImpl& model, const std::vector<int64_t>& p
   return out;
 }
 
+std::vector<std::vector<int64_t>> generate_batch(CausalLMImpl& model, const std::vector<std::vector<int64_t>>& prompts,
+                                                 const std::vector<GenerationOptions>& options,
+                                                 const std::function<bool(size_t, int64_t)>& on_token) {
+  const size_t B = prompts.size();
+  if (options.size() != B) throw std::invalid_argument("generate_batch: one GenerationOptions per prompt");
+  std::vector<std::vector<int64_t>> out(B);
+  if (B == 0) return out;
+  int64_t width = 0, steps = 0;
+  for (size_t b = 0; b < B; ++b) {
+    if (prompts[b].empty()) throw std::invalid_argument("generate_batch: prompt " + std::to_string(b) + " is empty");
+    width = std::max<int64_t>(width, static_cast<int64_t>(prompts[b].size()));
+    steps = std::max(steps, options[b].max_new_tokens);
+  }
+  at::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  const auto device = model.lm_head->weight.device();
+  // Left padding: every row's last prompt token sits in the last column.
+  at::Tensor ids = at::zeros({static_cast<int64_t>(B), width}, at::kLong);
+  at::Tensor mask = at::zeros({static_cast<int64_t>(B), width}, at::kLong);
+  for (size_t b = 0; b < B; ++b) {
+    const int64_t n = static_cast<int64_t>(prompts[b].size());
+    ids[static_cast<int64_t>(b)].narrow(0, width - n, n).copy_(at::tensor(prompts[b], at::kLong));
+    mask[static_cast<int64_t>(b)].narrow(0, width - n, n).fill_(1);
+  }
+  KVCache cache;
+  ForwardOptions fo;
+  fo.cache = &cache;
+  std::vector<std::vector<int64_t>> context(prompts);
+  std::vector<uint64_t> rng(B);
+  std::vector<bool> done(B, false);
+  for (size_t b = 0; b < B; ++b) rng[b] = options[b].seed;
+  at::Tensor input = ids.to(device);
+  mask = mask.to(device);
+  for (int64_t step = 0; step < steps; ++step) {
+    runtime::adapt_threads();
+    fo.attention_mask = mask;
+    const at::Tensor last = model.forward(input, fo).logits.select(1, -1);  // (B, V)
+    std::vector<int64_t> next(B, 0);
+    bool all_done = true;
+    for (size_t b = 0; b < B; ++b) {
+      if (done[b]) continue;
+      const GenerationOptions& o = options[b];
+      const int64_t id = select_token(last[static_cast<int64_t>(b)], o, rng[b], context[b]);
+      next[b] = id;
+      out[b].push_back(id);
+      context[b].push_back(id);
+      const bool stop_id = std::find(o.stop_ids.begin(), o.stop_ids.end(), id) != o.stop_ids.end();
+      if ((on_token && !on_token(b, id)) || stop_id || static_cast<int64_t>(out[b].size()) >= o.max_new_tokens)
+        done[b] = true;
+      all_done = all_done && done[b];
+    }
+    if (all_done) break;
+    input = at::tensor(next, at::kLong).view({static_cast<int64_t>(B), 1}).to(device);
+    mask = at::cat({mask, at::ones({static_cast<int64_t>(B), 1}, mask.options())}, 1);
+  }
+  if (was_training) model.train();
+  return out;
+}
+
 PerplexityResult evaluate_perplexity(CausalLMImpl& model, const std::vector<int32_t>& tokens_in,
                                      const PerplexityOptions& o) {
   const int64_t prefix = o.bos_id ? 1 : 0;

@@ -226,6 +226,28 @@ TEST(StoriesModel, SamplingIsSeededAndStopsAtEos) {
   EXPECT_EQ(stopped.back(), a[3]);
 }
 
+TEST(StoriesModel, BatchedGenerationEqualsOneAtATime) {
+  auto model = edgerazor::io::load_pretrained(kStories);
+  const std::vector<std::vector<int64_t>> prompts = {{1}, {1, 403, 407, 261, 378}, {1, 300}, {1, 403, 407}};
+  std::vector<GenerationOptions> options(prompts.size());
+  for (auto& o : options) {
+    o.greedy = true;
+    o.max_new_tokens = 40;
+  }
+  options[2].max_new_tokens = 7;  // rows end on their own
+  options[3].greedy = false;      // a sampled row keeps its own generator
+  options[3].temperature = 0.9;
+  options[3].seed = 11;
+  const auto batch = generate_batch(*model, prompts, options);
+  ASSERT_EQ(batch.size(), prompts.size());
+  for (size_t b = 0; b < prompts.size(); ++b) EXPECT_EQ(batch[b], generate(*model, prompts[b], options[b])) << "row " << b;
+  EXPECT_EQ(batch[2].size(), 7u);
+  // on_token ends one row early without touching the others.
+  const auto cut = generate_batch(*model, prompts, options, [](size_t b, int64_t) { return b != 1; });
+  EXPECT_EQ(cut[1].size(), 1u);
+  EXPECT_EQ(cut[0], batch[0]);
+}
+
 TEST(Sampling, TopKKeepsOnlyTheKMostLikelyAndTopOneIsGreedy) {
   const at::Tensor logits = at::tensor({0.1, 2.0, -1.0, 1.5, 1.9, 0.0}, at::kDouble);
   GenerationOptions o;

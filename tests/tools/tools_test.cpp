@@ -116,6 +116,12 @@ TEST_F(ToolsTest, GenerateStopStringsTopKAndPerPromptOptions) {
   EXPECT_EQ(rows[0]["response"], ", there was a little ");
   EXPECT_EQ(rows[1]["response"], "was a big");  // 3 tokens; SentencePiece drops the first piece's space
   EXPECT_THAT(r.err, Not(HasSubstr("\r")));  // not a terminal: plain progress lines
+  // Batched (the default 8) and one at a time write the same lines.
+  const fs::path single = dir_ / "options.single.jsonl";
+  const Result one = run(gen + " --prompts " + prompts.string() + " --out " + single.string() +
+                         " --greedy --max-new-tokens 30 --batch-size 1");
+  ASSERT_EQ(one.code, 0) << one.err;
+  EXPECT_EQ(edgerazor_test::read_file(single), edgerazor_test::read_file(out));
 
   const fs::path bad = dir_ / "bad.jsonl", bad_out = dir_ / "bad.out.jsonl";
   std::ofstream(bad) << R"({"prompt": "a"})" "\n" << R"({"prompt": "b", "top_k": -2})" "\n";
@@ -439,6 +445,13 @@ TEST_F(ToolsTest, EvalAndGenerateTakeSetForTheQuantization) {
                           " --set strict_blocks=false --set function.w_block_size=64 --set function.kv_block_size=8");
   EXPECT_EQ(gguf.code, 0) << gguf.err;
   EXPECT_THAT(gguf.out, HasSubstr("--set edit(s)"));
+  // Each warning once (in the report), not also logged while exporting: 5 down_proj rows of 172.
+  const std::string both = gguf.out + gguf.err;
+  size_t warnings = 0;
+  for (size_t at = both.find("fits no quantized GGUF type"); at != std::string::npos;
+       at = both.find("fits no quantized GGUF type", at + 1))
+    ++warnings;
+  EXPECT_EQ(warnings, 5u) << both;
   const Result no_quant = run(kBin + "/edgerazor-generate " + kStories + " --prompt-ids 1 --set function.w_block_size=64");
   EXPECT_EQ(no_quant.code, 2);
   EXPECT_THAT(no_quant.err, HasSubstr("--set: edits a quantization config"));

@@ -44,6 +44,14 @@ std::vector<int64_t> generate(CausalLMImpl& model, const std::vector<int64_t>& p
                               const GenerationOptions& options,
                               const std::function<bool(int64_t)>& on_token = nullptr);
 
+// Several prompts decoded together: left-padded into one batch, one forward per step for all of
+// them, each row with its own options (and sampling generator). Row b's result equals
+// generate(prompts[b], options[b]) up to float round-off of the batched matmuls. on_token(b, id)
+// may return false to end row b; a row also ends at a stop id or its max_new_tokens.
+std::vector<std::vector<int64_t>> generate_batch(CausalLMImpl& model, const std::vector<std::vector<int64_t>>& prompts,
+                                                 const std::vector<GenerationOptions>& options,
+                                                 const std::function<bool(size_t, int64_t)>& on_token = nullptr);
+
 // Where the first of `stops` occurs in `text` (std::string::npos: none); `length` gets its size.
 // Stop strings end generation and are cut from the output, as llama.cpp's and transformers' do.
 size_t find_stop_string(const std::string& text, const std::vector<std::string>& stops, size_t& length);
