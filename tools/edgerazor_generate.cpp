@@ -254,11 +254,18 @@ edgerazor::model::GenerationOptions record_options(const json& j, const edgerazo
   return options;
 }
 
+// One line of the prompts file with its options resolved (the flags, then its own keys).
+struct Record {
+  json j;
+  edgerazor::model::GenerationOptions options;
+  std::vector<std::string> stops;
+  std::string system;
+};
+
 int run_batch(Session& s, const Args& a) {
   std::ifstream in(a.prompts_file);
   if (!in) throw edgerazor::FormatError(a.prompts_file, "cannot open prompts file");
-  std::vector<json> prompts;
-  std::vector<int> prompt_lines;
+  std::vector<Record> prompts;  // every line checked before the first runs
   std::string line;
   for (int line_no = 1; std::getline(in, line); ++line_no) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -270,11 +277,9 @@ int run_batch(Session& s, const Args& a) {
     }
     if (!j.is_object() || !j.contains("prompt") || !j["prompt"].is_string())
       throw ConfigError(a.prompts_file, line_no, 0, "prompt", "each line needs a string \"prompt\"");
-    std::vector<std::string> stops;
-    std::string system;
-    record_options(j, s.gen, stops, system, a.prompts_file, line_no);  // every line checked before the first runs
-    prompts.push_back(j);
-    prompt_lines.push_back(line_no);
+    Record r{j, {}, a.stops, s.system_prompt};
+    r.options = record_options(j, s.gen, r.stops, r.system, a.prompts_file, line_no);
+    prompts.push_back(std::move(r));
   }
   // Resume: keys of complete lines already written; a torn last line is cut off.
   auto key_of = [](const json& j) { return j.contains("id") ? "id:" + j["id"].dump() : "p:" + j["prompt"].get<std::string>(); };
@@ -309,7 +314,7 @@ int run_batch(Session& s, const Args& a) {
   std::vector<size_t> pending;
   std::set<std::string> queued;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    if (done_keys.count(key_of(prompts[i])) || !queued.insert(key_of(prompts[i])).second) {
+    if (done_keys.count(key_of(prompts[i].j)) || !queued.insert(key_of(prompts[i].j)).second) {
       ++done;
       ++skipped;
       continue;
@@ -323,16 +328,14 @@ int run_batch(Session& s, const Args& a) {
     std::vector<edgerazor::model::GenerationOptions> options;
     std::vector<std::vector<std::string>> stops;
     for (size_t k = first; k < last; ++k) {
-      const json& p = prompts[pending[k]];
-      std::vector<std::string> row_stops = a.stops;
-      std::string system = s.system_prompt;
-      options.push_back(record_options(p, s.gen, row_stops, system, a.prompts_file, prompt_lines[pending[k]]));
-      stops.push_back(row_stops);
-      batch.push_back(s.encode_prompt(p["prompt"].get<std::string>(), system));
+      const Record& r = prompts[pending[k]];
+      options.push_back(r.options);
+      stops.push_back(r.stops);
+      batch.push_back(s.encode_prompt(r.j["prompt"].get<std::string>(), r.system));
     }
     const auto completions = s.complete_batch(batch, options, stops);
     for (size_t k = first; k < last; ++k) {
-      const json& p = prompts[pending[k]];
+      const json& p = prompts[pending[k]].j;
       const auto& completion = completions[k - first];
       tokens += static_cast<int64_t>(completion.ids.size());
       json row = {{"prompt", p["prompt"]}, {"response", completion.text}};

@@ -28,11 +28,13 @@ double next_uniform(uint64_t& state) {
 
 namespace {
 
-// The logits after the repetition penalty (float64, on the CPU).
+// The logits after the repetition penalty (float64, on the CPU). Copied only once, and only when
+// the penalty writes into them (to() may return the caller's own tensor).
 at::Tensor penalised_logits(const at::Tensor& logits, const GenerationOptions& o, const std::vector<int64_t>& context) {
-  at::Tensor row = logits.to(at::kCPU, at::kDouble).contiguous().clone();
+  const bool penalise = o.repetition_penalty != 1.0 && !context.empty();
+  at::Tensor row = logits.to(at::kCPU, at::kDouble, /*non_blocking=*/false, /*copy=*/penalise).contiguous();
   const int64_t V = row.size(0);
-  if (o.repetition_penalty != 1.0 && !context.empty()) {
+  if (penalise) {
     double* l = row.data_ptr<double>();
     std::vector<int64_t> seen(context);
     std::sort(seen.begin(), seen.end());
@@ -124,29 +126,9 @@ size_t find_stop_string(const std::string& text, const std::vector<std::string>&
 std::vector<int64_t> generate(CausalLMImpl& model, const std::vector<int64_t>& prompt, const GenerationOptions& o,
                               const std::function<bool(int64_t)>& on_token) {
   if (prompt.empty()) throw std::invalid_argument("generate: the prompt is empty (give at least BOS)");
-  at::NoGradGuard no_grad;
-  const bool was_training = model.is_training();
-  model.eval();
-  const auto device = model.lm_head->weight.device();
-  uint64_t rng = o.seed;
-  KVCache cache;
-  ForwardOptions fo;
-  fo.cache = &cache;
-  std::vector<int64_t> out;
-  std::vector<int64_t> context = prompt;  // for the repetition penalty
-  at::Tensor input = at::tensor(prompt, at::TensorOptions().dtype(at::kLong)).view({1, -1}).to(device);
-  for (int64_t step = 0; step < o.max_new_tokens; ++step) {
-    runtime::adapt_threads();
-    const at::Tensor logits = model.forward(input, fo).logits;  // (1, T, V)
-    const int64_t next = select_token(logits[0][-1], o, rng, context);
-    out.push_back(next);
-    context.push_back(next);
-    if (on_token && !on_token(next)) break;
-    if (std::find(o.stop_ids.begin(), o.stop_ids.end(), next) != o.stop_ids.end()) break;
-    input = at::full({1, 1}, next, at::TensorOptions().dtype(at::kLong).device(device));
-  }
-  if (was_training) model.train();
-  return out;
+  std::function<bool(size_t, int64_t)> each;
+  if (on_token) each = [&on_token](size_t, int64_t id) { return on_token(id); };
+  return generate_batch(model, {prompt}, {o}, each).front();  // one row: no padding, no mask
 }
 
 std::vector<std::vector<int64_t>> generate_batch(CausalLMImpl& model, const std::vector<std::vector<int64_t>>& prompts,
@@ -174,6 +156,9 @@ std::vector<std::vector<int64_t>> generate_batch(CausalLMImpl& model, const std:
     ids[static_cast<int64_t>(b)].narrow(0, width - n, n).copy_(at::tensor(prompts[b], at::kLong));
     mask[static_cast<int64_t>(b)].narrow(0, width - n, n).fill_(1);
   }
+  // Rows of one length need no mask (and take the unmasked attention path).
+  const bool padded = std::any_of(prompts.begin(), prompts.end(),
+                                  [width](const auto& p) { return static_cast<int64_t>(p.size()) != width; });
   KVCache cache;
   ForwardOptions fo;
   fo.cache = &cache;
@@ -185,7 +170,7 @@ std::vector<std::vector<int64_t>> generate_batch(CausalLMImpl& model, const std:
   mask = mask.to(device);
   for (int64_t step = 0; step < steps; ++step) {
     runtime::adapt_threads();
-    fo.attention_mask = mask;
+    if (padded) fo.attention_mask = mask;
     const at::Tensor last = model.forward(input, fo).logits.select(1, -1);  // (B, V)
     std::vector<int64_t> next(B, 0);
     bool all_done = true;
@@ -203,7 +188,7 @@ std::vector<std::vector<int64_t>> generate_batch(CausalLMImpl& model, const std:
     }
     if (all_done) break;
     input = at::tensor(next, at::kLong).view({static_cast<int64_t>(B), 1}).to(device);
-    mask = at::cat({mask, at::ones({static_cast<int64_t>(B), 1}, mask.options())}, 1);
+    if (padded) mask = at::cat({mask, at::ones({static_cast<int64_t>(B), 1}, mask.options())}, 1);
   }
   if (was_training) model.train();
   return out;
