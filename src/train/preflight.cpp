@@ -3,7 +3,6 @@
 
 #include <filesystem>
 
-#include "edgerazor/config/quant_functions.h"
 #include "edgerazor/config/quant_plan.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/export/report.h"
@@ -18,8 +17,7 @@ void check_quantization_against_model(const config::TrainConfig& c) {
   const std::string config_json = (std::filesystem::path(c.model.student) / "config.json").string();
   if (!std::filesystem::exists(config_json)) return;  // the file checks report a missing model
   const model::ModelConfig mc = model::load_model_config(config_json);
-  int64_t total = 0;
-  const auto modules = exporter::describe_model_shapes(mc, &total);
+  const auto modules = exporter::describe_model_shapes(mc, nullptr);
   try {  // the planner also checks kv_block_size against each attention module's head_dim
     config::plan_quantization(modules, *c.quantization, quant::module_type_keys());
   } catch (const ConfigError& e) {
