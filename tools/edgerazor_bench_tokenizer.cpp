@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> files;
     int repeat = 3;
     app.add_option("--model", model_dir, "model folder (tokenizer.json or tokenizer.model)");
-    app.add_option("--repeat", repeat, "steady-state passes (best is reported)")->check(CLI::PositiveNumber);
+    app.add_option("--repeat", repeat, "steady-state passes (best is reported)")->check(edgerazor::cli::kPositive);
     app.add_option("files", files, "text files (default: TinyStories + Shakespeare from shared/data)");
     if (auto done = edgerazor::cli::parse_flags(app, argc, argv)) return *done;
     if (files.empty())

@@ -20,6 +20,7 @@
 #include <sentencepiece_processor.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -30,7 +31,10 @@
 
 #include "edgerazor/core/cli.h"
 #include "tool_flags.h"
+#include "edgerazor/text/unicode.h"
+#include "edgerazor/text/sentencepiece_model.h"
 #include "edgerazor/core/error.h"
+#include "edgerazor/core/files.h"
 #include "edgerazor/data/encode.h"
 #include "edgerazor/data/shard.h"
 #include "edgerazor/io/token_file.h"
@@ -57,6 +61,7 @@ std::string unescape(const std::string& s) {
 }
 namespace fs = std::filesystem;
 namespace data = edgerazor::data;
+namespace files = edgerazor::files;
 namespace text = edgerazor::text;
 using edgerazor::ConfigError;
 using edgerazor::FormatError;
@@ -68,12 +73,24 @@ class LibSentencePieceTokenizer final : public text::Tokenizer {
   explicit LibSentencePieceTokenizer(const std::string& path) {
     const auto status = sp_.Load(path);
     if (!status.ok()) throw FormatError(path, "cannot load SentencePiece model: " + status.ToString());
+    // EDGERAZOR_SENTENCEPIECE_CHUNKS=0 encodes long texts whole (the reference the cut is tested against).
+    if (const char* env = std::getenv("EDGERAZOR_SENTENCEPIECE_CHUNKS"); env && std::string(env) == "0") no_chunks_ = true;
+    try {  // our own reader of the model file: libsentencepiece does not expose its normalizer spec
+      add_dummy_prefix_ = text::read_sentencepiece_model(path).add_dummy_prefix;
+    } catch (const std::exception&) {
+      no_chunks_ = true;  // a model our reader does not know: encode whole, as before
+    }
   }
   std::vector<int32_t> encode(const std::string& s) const override {
-    std::vector<int> ids;
-    const auto status = sp_.Encode(s, &ids);
-    if (!status.ok()) throw std::runtime_error("encoding failed: " + status.ToString());
-    return {ids.begin(), ids.end()};
+    std::vector<int32_t> out;
+    const size_t chunk = no_chunks_ ? s.size() + 1 : text::kSentencePieceChunkBytes;
+    for (const auto piece : text::sentencepiece_chunks(s, chunk, add_dummy_prefix_)) {
+      std::vector<int> ids;
+      const auto status = sp_.Encode(std::string(piece), &ids);
+      if (!status.ok()) throw std::runtime_error("encoding failed: " + status.ToString());
+      out.insert(out.end(), ids.begin(), ids.end());
+    }
+    return out;
   }
   std::string decode(const std::vector<int32_t>& ids) const override {
     std::string out;
@@ -92,6 +109,7 @@ class LibSentencePieceTokenizer final : public text::Tokenizer {
  private:
   static std::optional<int32_t> id_or_none(int id) { return id >= 0 ? std::optional<int32_t>(id) : std::nullopt; }
   sentencepiece::SentencePieceProcessor sp_;
+  bool add_dummy_prefix_ = true, no_chunks_ = false;
 };
 
 struct LoadedTokenizer {
@@ -131,11 +149,15 @@ LoadedTokenizer load_tokenizer(const std::string& path_in) {
 }
 
 std::string read_text(const std::string& path) {
+  files::require_regular_file(path, "the input file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw FormatError(path, "cannot open input file");
   std::stringstream ss;
   ss << in.rdbuf();
-  return ss.str();
+  std::string text = ss.str();
+  if (const std::string warning = text::describe_invalid_utf8(text, path); !warning.empty())
+    std::fprintf(stderr, "edgerazor-data: %s\n", warning.c_str());
+  return text;
 }
 
 std::vector<int32_t> parse_ids(const std::string& csv) {
@@ -202,6 +224,10 @@ int run_encode_flat(const EncodeArgs& a, const text::Tokenizer& tok) {
 int run_encode(const EncodeArgs& a) {
   if (a.in.empty() == a.text.empty()) throw ConfigError("", 0, 0, "encode", "give exactly one of --in FILE or --text TEXT");
   if (a.out.empty() && !a.print_ids) throw ConfigError("", 0, 0, "encode", "give --out FILE or --print-ids");
+  for (const auto& f : a.in) files::require_regular_file(f, "the input file");
+  std::vector<std::string> inputs = a.in;
+  inputs.push_back(a.tokenizer);
+  files::refuse_output_over_inputs(a.out, inputs, "--out");
   if (a.format != "text" && a.format != "jsonl")
     throw ConfigError("", 0, 0, "--format", "must be text or jsonl (got '" + a.format + "')");
   if (a.eos && a.no_eos) throw ConfigError("", 0, 0, "--no-eos", "contradicts --eos");
@@ -301,6 +327,7 @@ struct DecodeArgs {
 
 int run_decode(const DecodeArgs& a) {
   if (a.in.empty() == a.ids.empty()) throw ConfigError("", 0, 0, "decode", "give exactly one of --in FILE or --ids LIST");
+  files::refuse_output_over_inputs(a.out, {a.in, a.tokenizer}, "--out");
   if (!a.ids.empty() && (a.document >= 0 || a.mark_labels))
     throw ConfigError("", 0, 0, "decode", "--document and --mark-labels need --in FILE");
   const LoadedTokenizer t = load_tokenizer(a.tokenizer);
@@ -410,7 +437,7 @@ void add_encode_options(CLI::App* c, EncodeArgs& a, bool format_option) {
   c->add_flag("--bos", a.bos, "prepend the BOS token (each document)");
   c->add_flag("--eos", a.eos, "flat token file: append the EOS token");
   c->add_flag("--no-eos", a.no_eos, "shards: do not append EOS after each document");
-  c->add_option("--eos-id", a.eos_id, "EOS id to append instead of the tokenizer's");
+  c->add_option("--eos-id", a.eos_id, "EOS id to append instead of the tokenizer's")->check(edgerazor::cli::kNonNegative);
   c->add_option("--bytes-per-token", a.bytes_per_token, "shards: 2 or 4 (default: 2 when the vocabulary fits)");
   c->add_flag("--print-ids", a.print_ids, "print the ids comma-separated on stdout (one line per document)");
 }

@@ -20,7 +20,9 @@
 #include "edgerazor/core/progress.h"
 #include "model_source.h"
 #include "tool_flags.h"
+#include "edgerazor/text/unicode.h"
 #include "edgerazor/core/error.h"
+#include "edgerazor/core/files.h"
 #include "edgerazor/io/hf_model.h"
 #include "edgerazor/io/model_tokenizer.h"
 #include "edgerazor/io/token_file.h"
@@ -40,8 +42,8 @@ int main(int argc, char** argv) {
     auto* tokens = app.add_option("--tokens", tokens_file, "token file from edgerazor-data encode");
     app.add_option("--seq-len", seq_len, "window length in tokens, BOS included (default: min(512, max positions))")
         ->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
-    app.add_option("--max-tokens", max_tokens, "evaluate only the first N tokens")->check(CLI::NonNegativeNumber);
-    app.add_option("--batch-size", batch_size, "windows per forward pass")->check(CLI::PositiveNumber);
+    app.add_option("--max-tokens", max_tokens, "evaluate only the first N tokens")->check(edgerazor::cli::kNonNegative);
+    app.add_option("--batch-size", batch_size, "windows per forward pass")->check(edgerazor::cli::kPositive);
     app.add_flag("--no-bos", no_bos, "do not start windows with BOS");
     app.add_flag("--quiet", quiet, "no progress bar");
     app.add_option("--dtype", dtype, "float32 or bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}));
@@ -64,6 +66,10 @@ int main(int argc, char** argv) {
     lo.dtype = dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
     lo.device = edgerazor::runtime::resolve_device(device, 0, "--device");
     auto model = edgerazor::io::load_pretrained(model_dir, lo);
+    const int64_t positions = model->config.max_position_embeddings;
+    if (seq_len > positions)
+      throw edgerazor::ConfigError("", 0, 0, "--seq-len", std::to_string(seq_len) + " is more than the model's " +
+                                                              std::to_string(positions) + " positions (max_position_embeddings)");
     if (!source.quant.empty()) {
       const auto report = edgerazor::quant::quantize_for_inference(*model, source.quant_config());
       if (!quiet) std::fprintf(stderr, "%s", report.to_text().c_str());
@@ -73,13 +79,20 @@ int main(int argc, char** argv) {
     if (!tokens_file.empty()) {
       ids = edgerazor::io::read_token_file(tokens_file);
     } else {
+      edgerazor::files::require_regular_file(text_file, "the text file");
       std::ifstream in(text_file, std::ios::binary);
       if (!in) throw edgerazor::FormatError(text_file, "cannot open text file");
       std::stringstream ss;
       ss << in.rdbuf();
       tokenizer = edgerazor::io::load_model_tokenizer(source.tokenizer_dir);
+      if (const auto warning = edgerazor::text::describe_invalid_utf8(ss.str(), text_file); !warning.empty())
+        std::fprintf(stderr, "edgerazor-eval: %s\n", warning.c_str());
       ids = tokenizer->encode(ss.str());
     }
+    const std::string data_file = tokens_file.empty() ? text_file : tokens_file;
+    if (ids.size() < (no_bos ? 2u : 1u))
+      throw edgerazor::FormatError(data_file, "has " + std::to_string(ids.size()) +
+                                                  " tokens: nothing to evaluate (an empty text would score a perplexity of 1)");
     const int64_t V = model->config.vocab_size;
     for (size_t i = 0; i < ids.size(); ++i)
       if (ids[i] < 0 || ids[i] >= V)

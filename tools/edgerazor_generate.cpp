@@ -32,6 +32,8 @@
 #include "model_source.h"
 #include "tool_flags.h"
 #include "edgerazor/core/error.h"
+#include "edgerazor/core/files.h"
+#include "edgerazor/core/json_records.h"
 #include "edgerazor/io/hf_model.h"
 #include "edgerazor/io/model_tokenizer.h"
 #include "edgerazor/model/generation.h"
@@ -271,9 +273,11 @@ int run_batch(Session& s, const Args& a) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     json j;
     try {
-      j = json::parse(line);
+      j = edgerazor::json_records::parse(line);
     } catch (const json::parse_error& e) {
       throw ConfigError(a.prompts_file, line_no, 0, "", std::string("not valid JSON: ") + e.what());
+    } catch (const edgerazor::json_records::DuplicateKey& e) {
+      throw ConfigError(a.prompts_file, line_no, 0, e.key, "given twice in one record");
     }
     if (!j.is_object() || !j.contains("prompt") || !j["prompt"].is_string())
       throw ConfigError(a.prompts_file, line_no, 0, "prompt", "each line needs a string \"prompt\"");
@@ -382,7 +386,9 @@ int run_chat_loop(Session& s, const Args& a) {
                                                 " tokens) no longer fits the model's " +
                                                 std::to_string(s.model->config.max_position_embeddings) +
                                                 " positions; /reset starts a new one");
-    const auto reply = s.complete(prompt, s.gen, a.stops, stdout);
+    auto turn = s.gen;  // the reply may use what the conversation leaves of the positions
+    turn.max_new_tokens = std::min<int64_t>(turn.max_new_tokens, s.model->config.max_position_embeddings - int64_t(prompt.size()));
+    const auto reply = s.complete(prompt, turn, a.stops, stdout);
     std::fputc('\n', stdout);
     std::fflush(stdout);
     messages.push_back({"assistant", reply.text});
@@ -402,15 +408,15 @@ int main(int argc, char** argv) {
     auto* prompts = app.add_option("--prompts", a.prompts_file, "batch mode: JSONL with a \"prompt\" per line");
     app.add_option("--out", a.out_file, "batch mode: JSONL to append {prompt, response} to");
     app.add_option("--batch-size", a.batch_size, "batch mode: prompts decoded together, one forward per step for all")
-        ->check(CLI::PositiveNumber)
+        ->check(edgerazor::cli::kPositive)
         ->capture_default_str();
-    app.add_option("--max-new-tokens", a.max_new_tokens, "tokens to generate")->check(CLI::PositiveNumber);
-    app.add_option("--temperature", a.temperature, "sampling temperature (0 = greedy)")->check(CLI::NonNegativeNumber);
+    app.add_option("--max-new-tokens", a.max_new_tokens, "tokens to generate")->check(edgerazor::cli::kPositive);
+    app.add_option("--temperature", a.temperature, "sampling temperature (0 = greedy)")->check(edgerazor::cli::kNonNegative);
     app.add_option("--top-p", a.top_p, "nucleus sampling mass")->check(CLI::Range(0.0, 1.0));
-    app.add_option("--top-k", a.top_k, "sample among the K most likely tokens only (0 = all)")->check(CLI::NonNegativeNumber);
+    app.add_option("--top-k", a.top_k, "sample among the K most likely tokens only (0 = all)")->check(edgerazor::cli::kNonNegative);
     app.add_option("--repetition-penalty", a.repetition_penalty,
                    "divide logits of tokens already in prompt or output by R (> 1 discourages repeats; as transformers)")
-        ->check(CLI::PositiveNumber);
+        ->check(edgerazor::cli::kPositive);
     app.add_option("--stop", a.stops, "stop when the output contains STRING (repeatable); it is cut from the output")
         ->type_name("STRING");
     app.add_option("--seed", a.seed, "sampling seed");
@@ -432,6 +438,11 @@ int main(int argc, char** argv) {
     if (!chat_loop && a.prompt.empty() && a.prompt_ids.empty() && a.prompts_file.empty())
       throw ConfigError("", 0, 0, "", "give --prompt, --prompt-ids or --prompts (or --chat alone for an interactive chat)");
     if (!a.prompts_file.empty() && a.out_file.empty()) throw ConfigError("", 0, 0, "--out", "batch mode needs --out FILE");
+    {
+      auto inputs = edgerazor::files::model_folder_inputs(a.model_dir);
+      inputs.push_back(a.prompts_file);
+      edgerazor::files::refuse_output_over_inputs(a.out_file, inputs, "--out");
+    }
     if (a.threads > 0) edgerazor::runtime::set_threads(a.threads);
 
     const auto source = edgerazor::cli::resolve_tool_model("edgerazor-generate", a.model_dir, a.quant, a.no_quant, a.sets);

@@ -20,16 +20,16 @@ int main(int argc, char** argv) {
     double timeout_s = 0;
     edgerazor::distributed::LaunchOptions options;
     CLI::App app{"edgerazor-launch: run a command as N data-parallel ranks on this node"};
-    app.add_option("--nproc-per-node", nproc, "processes to start on this node")->check(CLI::PositiveNumber);
-    app.add_option("--nnodes", options.nnodes, "nodes in the job")->check(CLI::PositiveNumber);
-    app.add_option("--node-rank", options.node_rank, "this node's index, 0 .. nnodes-1")->check(CLI::NonNegativeNumber);
+    app.add_option("--nproc-per-node", nproc, "processes to start on this node")->check(edgerazor::cli::kPositive);
+    app.add_option("--nnodes", options.nnodes, "nodes in the job")->check(edgerazor::cli::kPositive);
+    app.add_option("--node-rank", options.node_rank, "this node's index, 0 .. nnodes-1")->check(edgerazor::cli::kNonNegative);
     app.add_option("--master-addr", options.master_addr, "address of node 0 (rank 0 serves the rendezvous there)");
     app.add_option("--master-port", options.master_port, "TCP port of the rendezvous (default: a free port; required with --nnodes > 1)")
         ->check(CLI::Range(0, 65535));
     app.add_option("--kill-grace", options.kill_grace_s, "seconds between SIGTERM and SIGKILL when stopping ranks")
-        ->check(CLI::NonNegativeNumber);
+        ->check(edgerazor::cli::kNonNegative);
     app.add_option("--timeout", timeout_s, "collective/rendezvous timeout in seconds (sets EDGERAZOR_DIST_TIMEOUT)")
-        ->check(CLI::PositiveNumber);
+        ->check(edgerazor::cli::kPositive);
     app.prefix_command();  // the first positional argument (or "--") starts the command
     if (auto done = edgerazor::cli::parse_flags(app, argc, argv)) return *done;
     std::vector<std::string> command = app.remaining();

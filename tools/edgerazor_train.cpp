@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 
 #include "edgerazor/config/train_config.h"
@@ -26,6 +27,7 @@
 #include "edgerazor/core/error.h"
 #include "edgerazor/distributed/launch.h"
 #include "edgerazor/distributed/trainer_sync.h"
+#include "edgerazor/runtime/device.h"
 #include "edgerazor/runtime/runtime.h"
 #include "edgerazor/train/preflight.h"
 #include "edgerazor/train/trainer.h"
@@ -42,11 +44,11 @@ int main(int argc, char** argv) {
     app.add_option("--set", sets, "override a config value before validation, e.g. --set train.lr=1e-5")
         ->type_name("KEY=VALUE");
     app.add_flag("--resume", resume, "continue from the newest complete checkpoint of the run folder");
-    app.add_option("--threads", threads, "intra-op threads (default: all cores)")->check(CLI::PositiveNumber);
+    app.add_option("--threads", threads, "intra-op threads (default: all cores)")->check(edgerazor::cli::kPositive);
     app.add_flag("--quiet", quiet, "no progress lines");
     app.add_option("--device", device, "cpu, cuda (cuda:LOCAL_RANK per rank), cuda:N or auto (same as --set train.device=...)");
     app.add_option("--nproc-per-node", nproc_per_node, "data-parallel ranks to launch here (default: distributed.nproc_per_node)")
-        ->check(CLI::PositiveNumber);
+        ->check(edgerazor::cli::kPositive);
     if (auto done = edgerazor::cli::parse_flags(app, argc, argv)) return *done;
     if (threads > 0) edgerazor::runtime::set_threads(threads);
 
@@ -55,12 +57,24 @@ int main(int argc, char** argv) {
     if (!device.empty()) overrides.push_back(edgerazor::config::parse_override("train.device=" + device));
     const auto config = edgerazor::config::load_train_config(config_path, overrides);
     if (check) {
-      edgerazor::train::check_quantization_against_model(config);  // Trainer::setup runs it for a real run
+      edgerazor::train::check_config_against_models(config);  // Trainer::setup runs it for a real run
       std::cout << "# " << config_path << ": valid; resolved config:\n" << edgerazor::config::to_yaml(config);
       return 0;
     }
 
     const int nproc = nproc_per_node > 0 ? nproc_per_node : static_cast<int>(config.distributed.nproc_per_node);
+    // Each rank holds both models and computes on its own core (CPU) or GPU: more ranks than that
+    // only share them, and a thousand ranks ran the machine out of memory without a word.
+    if (nproc > 1 && std::getenv("WORLD_SIZE") == nullptr) {
+      const bool on_gpu = config.train.device.rfind("cuda", 0) == 0 ||
+                          (config.train.device == "auto" && edgerazor::runtime::cuda_device_count() > 0);
+      const int slots = on_gpu ? edgerazor::runtime::cuda_device_count() : edgerazor::runtime::available_cores();
+      if (nproc > slots)
+        throw edgerazor::ConfigError("", 0, 0, nproc_per_node > 0 ? "--nproc-per-node" : "distributed.nproc_per_node",
+                                     std::to_string(nproc) + " ranks, but this machine has " + std::to_string(slots) +
+                                         (on_gpu ? " GPU(s)" : " CPU cores for them") + "; use at most " +
+                                         std::to_string(slots));
+    }
     if (const auto code = edgerazor::distributed::relaunch_as_workers(nproc, argc, argv)) return *code;  // the launcher
     auto run_config = config;
     edgerazor::train::TrainerOptions options;

@@ -541,11 +541,18 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     return parse_tree(yaml_text, origin, overrides, check_files);
   } catch (const ConfigError& e) {
     // An error about an overridden key points at the flag, not at a line of the file.
+    // A key set whole keeps the short form ("--set train.lr=abc: expected a number"); a key inside
+    // a set mapping names both ("--set train={lr: abc}: train.lr: expected a number").
     const std::string message = e.what();
-    for (const auto& o : overrides) {
-      const size_t at = message.find(o.key + ": ");
-      if (at != std::string::npos)
-        throw ConfigError("", 0, 0, "--set " + o.key + "=" + o.value, message.substr(at + o.key.size() + 2));
+    for (auto o = overrides.rbegin(); o != overrides.rend(); ++o) {
+      const size_t at = message.find(o->key + ": ");
+      if (at != std::string::npos && (at == 0 || message[at - 1] == ' '))
+        throw ConfigError("", 0, 0, "--set " + o->key + "=" + o->value, message.substr(at + o->key.size() + 2));
+      for (const char* next : {".", "["}) {
+        const size_t inner = message.find(o->key + next);
+        if (inner != std::string::npos && (inner == 0 || message[inner - 1] == ' '))
+          throw ConfigError("--set " + o->key + "=" + o->value + ": " + message.substr(inner));
+      }
     }
     throw;
   }

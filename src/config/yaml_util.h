@@ -113,13 +113,35 @@ void read_if(const Located& parent, const char* key, T& target, F convert) {
   if (at.node.IsDefined()) target = convert(at);
 }
 
-// Parses text with a clear error naming the file and line of a syntax error.
+// yaml-cpp keeps both entries of a repeated key and lookups see only the first, so
+// "lr: 2e-3 ... lr: 5.0" would silently train with 2e-3. Every mapping is checked.
+inline void reject_duplicate_keys(const YAML::Node& node, const std::string& file, const std::string& path = "") {
+  if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) reject_duplicate_keys(node[i], file, path + "[" + std::to_string(i) + "]");
+  } else if (node.IsMap()) {
+    std::set<std::string> seen;
+    for (const auto& kv : node) {
+      const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string("?");
+      const std::string key_path = path.empty() ? key : path + "." + key;
+      if (kv.first.IsScalar() && !seen.insert(key).second) {
+        const auto mark = kv.first.Mark();
+        throw ConfigError(file, mark.line + 1, mark.column + 1, key_path, "key given twice in one mapping");
+      }
+      reject_duplicate_keys(kv.second, file, key_path);
+    }
+  }
+}
+
+// Parses text with a clear error naming the file and line of a syntax error or repeated key.
 inline YAML::Node parse_text(const std::string& text, const std::string& file) {
+  YAML::Node root;
   try {
-    return YAML::Load(text);
+    root = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     throw ConfigError(file, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg);
   }
+  reject_duplicate_keys(root, file);
+  return root;
 }
 
 std::string read_file_text(const std::string& path);

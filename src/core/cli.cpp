@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "edgerazor/core/error.h"
+#include "edgerazor/core/files.h"
 
 namespace edgerazor::cli {
 namespace {
@@ -13,6 +14,7 @@ ExceptionFormatter g_formatter = nullptr;
 void set_exception_formatter(ExceptionFormatter formatter) { g_formatter = formatter; }
 
 int run(const std::string& tool_name, const std::function<int()>& body) {
+  files::install_signal_cleanup();
   try {
     return body();
   } catch (const ConfigError& e) {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "edgerazor/core/error.h"
+#include "edgerazor/core/json_records.h"
 
 namespace edgerazor::data {
 namespace {
@@ -196,9 +197,11 @@ EncodedDocument encode_jsonl_record(const text::Tokenizer& tokenizer, const std:
   const Place at{source, line, byte_offset};
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(json);
+    j = json_records::parse(json);
   } catch (const nlohmann::json::parse_error& e) {
     at.fail(std::string("not valid JSON: ") + e.what());
+  } catch (const json_records::DuplicateKey& e) {
+    at.fail(e.what());
   }
   if (!j.is_object()) at.fail("expected a JSON object, got " + std::string(j.type_name()));
   EncodedDocument d;

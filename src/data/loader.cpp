@@ -206,7 +206,7 @@ DataLoader::DataLoader(const DataConfig& config, int64_t batch_size, int rank, i
         st.vocab_size = info.vocab_size;
         vocab_file = f;
       }
-      st.max_token_id = std::max(st.max_token_id, info.max_token_id);
+      st.max_token_id = std::max(st.max_token_id, r.verify_token_ids());
       const uint64_t base = src.shard_begin.back();
       if (!st.pack)
         for (uint64_t d = 1; d <= r.documents(); ++d) src.doc_begin.push_back(base + r.document_begin(d));
@@ -217,6 +217,9 @@ DataLoader::DataLoader(const DataConfig& config, int64_t batch_size, int rank, i
     }
     src.stats.tokens = static_cast<int64_t>(src.total());
     if (src.total() == 0) throw ConfigError("", 0, 0, key, "source '" + src.stats.name + "' has no tokens");
+    if (src.stats.label_tokens == 0)  // it would train with loss 0 and gradient 0, and say nothing
+      throw ConfigError("", 0, 0, key, "source '" + src.stats.name + "' has no labelled tokens: its mask hides every token "
+                                       "(were the JSONL records all prompts without responses?)");
     const uint64_t T = static_cast<uint64_t>(config.seq_len);
     src.units = st.pack ? (src.total() + T - 1) / T : src.doc_begin.size() - 1;
     src.stats.units = static_cast<int64_t>(src.units);

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "edgerazor/core/error.h"
+#include "edgerazor/core/files.h"
 
 namespace edgerazor::data {
 namespace {
@@ -207,6 +208,26 @@ uint64_t ShardReader::document_begin(uint64_t i) const {
   return i == 0 ? 0 : info_.tokens;
 }
 
+int64_t ShardReader::verify_token_ids() const {
+  int64_t max_id = -1;
+  uint64_t at = 0;
+  for (uint64_t i = 0; i < info_.tokens; ++i) {
+    const int64_t t = token(i);
+    if (t > max_id) {
+      max_id = t;
+      at = i;
+    }
+  }
+  auto fail = [&](const std::string& limit) {
+    throw FormatError(info_.path, "token " + std::to_string(at) + " has id " + std::to_string(max_id) + ", beyond " + limit +
+                                      " (the file is damaged or was edited)");
+  };
+  if (info_.vocab_size > 0 && max_id >= info_.vocab_size)
+    fail("the header's vocabulary of " + std::to_string(info_.vocab_size));
+  if (max_id > info_.max_token_id) fail("the header's largest id " + std::to_string(info_.max_token_id));
+  return max_id;
+}
+
 uint64_t ShardReader::count_label_tokens() const {
   if (!mask_) return info_.tokens;
   uint64_t c = 0;
@@ -223,12 +244,15 @@ ShardWriter::ShardWriter(std::string path, const ShardWriterOptions& options) : 
   if (options_.bytes_per_token == 2 && options_.vocab_size > 65536)
     throw FormatError(path_, "a vocabulary of " + std::to_string(options_.vocab_size) + " ids needs 4 bytes per token");
   const std::string tmp = path_ + ".tmp";
+  files::track_temporary(tmp);
+  if (options_.label_mask) files::track_temporary(path_ + ".mask.tmp");
   tokens_file_ = std::fopen(tmp.c_str(), "wb");
   if (!tokens_file_) throw FormatError(tmp, std::string("cannot create: ") + std::strerror(errno));
   const std::vector<char> zeros(kShardHeaderBytes, 0);
   if (std::fwrite(zeros.data(), 1, zeros.size(), tokens_file_) != zeros.size()) {
+    const std::string reason = files::write_error_reason();
     discard();
-    throw FormatError(tmp, "write failed (disk full?)");
+    throw FormatError(tmp, "write failed: " + reason);
   }
   if (options_.label_mask) {
     const std::string mtmp = path_ + ".mask.tmp";
@@ -250,6 +274,8 @@ void ShardWriter::discard() {
   tokens_file_ = mask_file_ = nullptr;
   std::remove((path_ + ".tmp").c_str());
   std::remove((path_ + ".mask.tmp").c_str());
+  files::untrack_temporary(path_ + ".tmp");
+  files::untrack_temporary(path_ + ".mask.tmp");
 }
 
 void ShardWriter::add_document(const std::vector<int32_t>& ids, const std::vector<uint8_t>& labels) {
@@ -284,9 +310,10 @@ void ShardWriter::add_document(const std::vector<int32_t>& ids, const std::vecto
     ok = ok && std::fwrite(m.data(), 1, m.size(), mask_file_) == m.size();
   }
   if (!ok) {
+    const std::string reason = files::write_error_reason();
     discard();
     finished_ = true;
-    throw FormatError(path_ + ".tmp", "write failed (disk full?)");
+    throw FormatError(path_ + ".tmp", "write failed: " + reason);
   }
   for (int32_t id : ids) max_id_ = std::max<int64_t>(max_id_, id);
   tokens_ += ids.size();
@@ -330,10 +357,10 @@ ShardInfo ShardWriter::finish() {
   h[10] = static_cast<int32_t>(options_.eos_id);
   ok = ok && std::fseek(tokens_file_, 0, SEEK_SET) == 0 && std::fwrite(h, sizeof(h), 1, tokens_file_) == 1;
   ok = ok && std::fflush(tokens_file_) == 0 && ::fsync(::fileno(tokens_file_)) == 0;
-  if (!ok) fail("write failed (disk full?)");
+  if (!ok) fail("write failed: " + files::write_error_reason());
   ok = std::fclose(tokens_file_) == 0;
   tokens_file_ = nullptr;
-  if (!ok) fail("close failed (disk full?)");
+  if (!ok) fail("close failed: " + files::write_error_reason());
   std::error_code ec;
   std::filesystem::rename(tmp, path_, ec);
   if (ec) fail("cannot rename to " + path_ + ": " + ec.message());

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "edgerazor/core/error.h"
+#include "edgerazor/core/files.h"
 #include "edgerazor/export/gguf_export.h"
 #include "edgerazor/export/hf_export.h"
 
@@ -26,6 +27,46 @@ void check_options(const ExportOptions& o) {
   if (o.format != "hf" && fs::is_directory(o.out)) throw ConfigError("", 0, 0, "--out", o.out + " is a folder; give a file name");
   if (o.format == "hf" && fs::exists(o.out) && !fs::is_directory(o.out))
     throw ConfigError("", 0, 0, "--out", o.out + " exists and is not a folder");
+  if (!o.report_path.empty()) {
+    const auto report_parent = fs::path(o.report_path).parent_path();
+    if (!report_parent.empty() && !fs::is_directory(report_parent))
+      throw ConfigError("", 0, 0, "--report", "folder " + report_parent.string() + " does not exist");
+    if (fs::is_directory(o.report_path)) throw ConfigError("", 0, 0, "--report", o.report_path + " is a folder; give a file name");
+  }
+  std::vector<std::string> inputs = files::model_folder_inputs(o.source.source);
+  if (!o.source.config_file.empty()) inputs.push_back(o.source.config_file);
+  files::refuse_output_over_inputs(o.out, inputs, "--out");
+  files::refuse_output_over_inputs(o.report_path, inputs, "--report");
+}
+
+std::string report_path_of(const ExportOptions& o) {
+  return !o.report_path.empty() ? o.report_path
+         : o.format == "hf"     ? (fs::path(o.out) / "export_report.json").string()
+                                : o.out + ".report.json";
+}
+
+// All outputs or none: a report that cannot be written takes the exported file with it.
+void write_report(const ExportReport& report, const ExportOptions& o) {
+  const std::string path = report_path_of(o), tmp = path + ".tmp";
+  std::string reason;
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (out) {
+      out << report.to_json() << "\n";
+      out.close();
+    }
+    if (!out) reason = files::write_error_reason();
+  }
+  std::error_code ec;
+  if (reason.empty()) {
+    fs::rename(tmp, path, ec);
+    if (ec) reason = ec.message();
+  }
+  if (reason.empty()) return;
+  fs::remove(tmp, ec);
+  if (o.format != "hf") fs::remove(o.out, ec);
+  throw FormatError(path, "cannot write the export report (" + reason + ")" +
+                              (o.format != "hf" ? "; removed " + o.out + " with it" : std::string()));
 }
 
 }  // namespace
@@ -76,15 +117,7 @@ ExportReport export_model(const QuantizedModel& model, const ExportOptions& opti
     row.bytes = sizes.tensor_bytes.count(t.name) ? sizes.tensor_bytes[t.name] : 0;
     report.tensors.push_back(std::move(row));
   }
-  const std::string report_path = !options.report_path.empty() ? options.report_path
-                                  : options.format == "hf"     ? (fs::path(options.out) / "export_report.json").string()
-                                                               : options.out + ".report.json";
-  {
-    std::ofstream out(report_path + ".tmp", std::ios::trunc);
-    if (!out) throw FormatError(report_path + ".tmp", "cannot open for writing");
-    out << report.to_json() << "\n";
-  }
-  fs::rename(report_path + ".tmp", report_path);
+  write_report(report, options);
   return report;
 }
 

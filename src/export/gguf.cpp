@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "edgerazor/core/error.h"
+#include "edgerazor/core/files.h"
 #include "edgerazor/io/safetensors.h"
 
 namespace edgerazor::exporter {
@@ -334,9 +335,13 @@ uint64_t GgufWriter::write(const std::string& path) const {
 
   const std::string tmp = path + ".tmp";
   uint64_t total = h.b.size();
+  files::track_temporary(tmp);
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw FormatError(tmp, "cannot open for writing");
+    if (!f) {
+      files::untrack_temporary(tmp);
+      throw FormatError(tmp, "cannot open for writing");
+    }
     f.write(h.b.data(), static_cast<std::streamsize>(h.b.size()));
     const std::string zeros(alignment_, '\0');
     for (const auto& t : tensors_) {
@@ -347,12 +352,15 @@ uint64_t GgufWriter::write(const std::string& path) const {
     }
     f.flush();
     if (!f) {
+      const std::string reason = files::write_error_reason();
       f.close();
       fs::remove(tmp);
-      throw FormatError(tmp, "write failed (disk full?)");
+      files::untrack_temporary(tmp);
+      throw FormatError(tmp, "write failed: " + reason);
     }
   }
   fs::rename(tmp, path);
+  files::untrack_temporary(tmp);
   return total;
 }
 
@@ -428,8 +436,16 @@ std::shared_ptr<GgufFile> GgufFile::open(const std::string& path) {
                                       " is not a multiple of the " + ggml_type_name(t.type) + " block size " +
                                       std::to_string(ggml_block_size(t.type)));
     t.offset = in.le<uint64_t>("tensor '" + t.name + "' offset");
-    t.nbytes = ggml_row_bytes(t.type, t.ne[0]) * (numel / std::max<uint64_t>(1, static_cast<uint64_t>(t.ne[0])));
+    const uint64_t row_bytes = ggml_row_bytes(t.type, t.ne[0]);
+    const uint64_t rows = numel / std::max<uint64_t>(1, static_cast<uint64_t>(t.ne[0]));
+    // Sizes beyond the 64-bit range would wrap to a small number and pass the bounds check below.
+    constexpr uint64_t kMaxBytes = uint64_t{1} << 62;
+    if (rows != 0 && row_bytes > kMaxBytes / rows)
+      throw FormatError(path, at, "tensor '" + t.name + "' would hold more than 2^62 bytes (its dimensions are corrupt)");
+    t.nbytes = row_bytes * rows;
     if (t.ne[0] == 0) t.nbytes = 0;
+    if (t.offset > kMaxBytes)
+      throw FormatError(path, at, "tensor '" + t.name + "' has offset " + std::to_string(t.offset) + " beyond 2^62");
     if (t.offset != expected_offset)
       throw FormatError(path, at, "tensor '" + t.name + "' has offset " + std::to_string(t.offset) + ", expected " +
                                       std::to_string(expected_offset));

@@ -77,6 +77,13 @@ void load_weights(model::CausalLMImpl& m, const std::string& checkpoint_path) {
       throw FormatError(located->file->path(), "tensor '" + name + "' has integer dtype " +
                                                    dtype_name(located->entry->dtype) + ", expected a float dtype");
     param.copy_(src);
+    // A NaN or Inf weight makes every output NaN: generate would print token 0 forever and eval a
+    // null perplexity. Refuse it here, naming the tensor.
+    if (!at::isfinite(param).all().item<bool>()) {
+      const int64_t bad = param.numel() - at::isfinite(param).sum().item<int64_t>();
+      throw FormatError(located->file->path(), "tensor '" + name + "' holds " + std::to_string(bad) +
+                                                   " NaN or infinite value(s); the checkpoint is damaged");
+    }
     used.insert(name);
   }
   for (const auto& name : ckpt.names()) {

@@ -18,6 +18,7 @@
 #include <set>
 
 #include "edgerazor/core/error.h"
+#include "edgerazor/core/files.h"
 
 namespace edgerazor::io {
 namespace fs = std::filesystem;
@@ -286,8 +287,12 @@ namespace {
 
 void write_file_atomically_parts(const std::string& tmp, const std::string& header,
                                  const std::vector<const TensorBytes*>& order) {
+  files::track_temporary(tmp);
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw FormatError(tmp, std::string("cannot create: ") + std::strerror(errno));
+  if (!f) {
+    files::untrack_temporary(tmp);
+    throw FormatError(tmp, std::string("cannot create: ") + std::strerror(errno));
+  }
   uint8_t len[8];
   uint64_t n = header.size();
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(n >> (8 * i));
@@ -295,10 +300,15 @@ void write_file_atomically_parts(const std::string& tmp, const std::string& head
   for (const TensorBytes* t : order)
     if (ok && t->nbytes) ok = std::fwrite(t->data, 1, t->nbytes, f) == t->nbytes;
   ok = ok && std::fflush(f) == 0;
-  ok = (std::fclose(f) == 0) && ok;
+  std::string reason = ok ? "" : files::write_error_reason();
+  if (std::fclose(f) != 0 && ok) {
+    ok = false;
+    reason = files::write_error_reason();
+  }
   if (!ok) {
     std::remove(tmp.c_str());
-    throw FormatError(tmp, "write failed (disk full?)");
+    files::untrack_temporary(tmp);
+    throw FormatError(tmp, "write failed: " + reason);
   }
 }
 
@@ -359,6 +369,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorBytes>& 
   write_file_atomically_parts(tmp, header, order);
   std::error_code ec;
   fs::rename(tmp, path, ec);
+  files::untrack_temporary(tmp);
   if (ec) {
     fs::remove(tmp);
     throw FormatError(path, "cannot rename " + tmp + ": " + ec.message());

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "edgerazor/core/error.h"
 #include "edgerazor/runtime/runtime.h"
 
 #include "edgerazor/model/perplexity.h"
@@ -141,6 +142,14 @@ std::vector<std::vector<int64_t>> generate_batch(CausalLMImpl& model, const std:
   int64_t width = 0, steps = 0;
   for (size_t b = 0; b < B; ++b) {
     if (prompts[b].empty()) throw std::invalid_argument("generate_batch: prompt " + std::to_string(b) + " is empty");
+    const int64_t positions = model.config.max_position_embeddings;
+    if (static_cast<int64_t>(prompts[b].size()) + options[b].max_new_tokens > positions)
+      throw ConfigError("", 0, 0, "max_new_tokens",
+                        "the prompt" + (B > 1 ? " " + std::to_string(b) : std::string()) + " (" +
+                            std::to_string(prompts[b].size()) + " tokens) and " +
+                            std::to_string(options[b].max_new_tokens) + " new tokens exceed the model's " +
+                            std::to_string(positions) + " positions (max_position_embeddings); shorten the prompt or "
+                            "lower --max-new-tokens to " + std::to_string(std::max<int64_t>(0, positions - int64_t(prompts[b].size()))));
     width = std::max<int64_t>(width, static_cast<int64_t>(prompts[b].size()));
     steps = std::max(steps, options[b].max_new_tokens);
   }
@@ -198,6 +207,10 @@ PerplexityResult evaluate_perplexity(CausalLMImpl& model, const std::vector<int3
                                      const PerplexityOptions& o) {
   const int64_t prefix = o.bos_id ? 1 : 0;
   if (o.seq_len < 2) throw std::invalid_argument("perplexity: seq_len must be at least 2");
+  if (o.seq_len > model.config.max_position_embeddings)
+    throw ConfigError("", 0, 0, "seq_len",
+                      std::to_string(o.seq_len) + " tokens per window is more than the model's " +
+                          std::to_string(model.config.max_position_embeddings) + " positions (max_position_embeddings)");
   std::vector<int32_t> tokens = tokens_in;
   if (o.max_tokens > 0 && static_cast<int64_t>(tokens.size()) > o.max_tokens) tokens.resize(o.max_tokens);
   // Window w holds stream tokens [w*step, w*step + step) after the optional BOS. Without BOS the
@@ -209,6 +222,9 @@ PerplexityResult evaluate_perplexity(CausalLMImpl& model, const std::vector<int3
     const int64_t len = std::min(step, n - b);
     if (len + prefix >= 2) windows.emplace_back(b, len);
   }
+  if (windows.empty())  // a perplexity of 1 over no tokens would look like a perfect model
+    throw ConfigError("", 0, 0, "", "nothing to evaluate: the text has " + std::to_string(n) +
+                                        " tokens, and a perplexity needs at least one predicted token");
   at::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();

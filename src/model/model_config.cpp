@@ -1,10 +1,13 @@
 // config.json -> ModelConfig and back. Torch-free.
 #include "edgerazor/model/model_config.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <iomanip>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <sys/sysinfo.h>
 
 #include "edgerazor/core/error.h"
 
@@ -177,6 +180,71 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   return c;
 }
 
+namespace {
+
+constexpr int64_t kMaxPositions = int64_t{1} << 24;
+
+std::string gib(double bytes) {
+  std::ostringstream s;
+  s.precision(bytes < 1e11 ? 1 : 2);
+  if (bytes < 1e11) s << std::fixed << bytes / double(1 << 30) << " GiB";
+  else s << std::scientific << bytes << " bytes";
+  return s.str();
+}
+
+// One term of the parameter count and the config keys whose product it is.
+struct ParameterTerm {
+  double count;
+  std::vector<std::pair<const char*, int64_t>> factors;
+};
+
+std::vector<ParameterTerm> parameter_terms(const ModelConfig& c) {
+  const double L = double(c.num_hidden_layers), C = double(c.hidden_size), V = double(c.vocab_size);
+  const double qkv = double(c.num_attention_heads + 2 * c.num_key_value_heads) * double(c.head_dim);
+  const double o = double(c.num_attention_heads) * double(c.head_dim);
+  std::vector<ParameterTerm> terms;
+  terms.push_back({V * C * (c.tie_word_embeddings ? 1 : 2), {{"vocab_size", c.vocab_size}, {"hidden_size", c.hidden_size}}});
+  terms.push_back({L * C * (qkv + o),
+                   {{"num_hidden_layers", c.num_hidden_layers}, {"head_dim", c.head_dim},
+                    {"num_attention_heads", c.num_attention_heads}, {"hidden_size", c.hidden_size}}});
+  terms.push_back({L * 3 * C * double(c.intermediate_size),
+                   {{"num_hidden_layers", c.num_hidden_layers}, {"intermediate_size", c.intermediate_size},
+                    {"hidden_size", c.hidden_size}}});
+  terms.push_back({L * (2 * C + qkv) + C, {{"num_hidden_layers", c.num_hidden_layers}}});  // norms, biases
+  return terms;
+}
+
+double physical_memory_bytes() {
+  struct sysinfo info {};
+  if (sysinfo(&info) != 0) return 0;
+  return (double(info.totalram) + double(info.totalswap)) * double(info.mem_unit);
+}
+
+}  // namespace
+
+double parameter_count(const ModelConfig& c) {
+  double n = 0;
+  for (const auto& t : parameter_terms(c)) n += t.count;
+  return n;
+}
+
+void check_weights_fit_in_memory(const ModelConfig& c, double bytes_per_parameter, const std::string& source) {
+  const double memory = physical_memory_bytes();
+  const double needed = parameter_count(c) * bytes_per_parameter;
+  if (memory <= 0 || needed <= memory) return;
+  // Blame the largest factor of the largest term: the key whose value makes the model this big.
+  const auto terms = parameter_terms(c);
+  const auto& term = *std::max_element(terms.begin(), terms.end(),
+                                       [](const auto& a, const auto& b) { return a.count < b.count; });
+  const auto& key = *std::max_element(term.factors.begin(), term.factors.end(),
+                                      [](const auto& a, const auto& b) { return a.second < b.second; });
+  std::ostringstream msg;
+  msg << key.second << " makes a model of " << std::setprecision(3) << parameter_count(c)
+      << " parameters, whose weights alone need " << gib(needed) << " at " << bytes_per_parameter
+      << " bytes each: more than this machine's memory (" << gib(memory) << ")";
+  throw ConfigError(source, 0, 0, key.first, msg.str());
+}
+
 void validate(const ModelConfig& c, const std::string& source) {
   auto fail = [&](const char* key, const std::string& msg) { throw ConfigError(source, 0, 0, key, msg); };
   auto positive = [&](const char* key, int64_t v) {
@@ -195,6 +263,11 @@ void validate(const ModelConfig& c, const std::string& source) {
                                     std::to_string(c.num_attention_heads));
   if (!(c.rms_norm_eps > 0)) fail("rms_norm_eps", "must be positive");
   if (!(c.rope_theta > 0)) fail("rope_theta", "must be positive");
+  positive("max_position_embeddings", c.max_position_embeddings);
+  if (c.max_position_embeddings > kMaxPositions)
+    fail("max_position_embeddings", std::to_string(c.max_position_embeddings) + " is beyond the " +
+                                        std::to_string(kMaxPositions) + " positions supported");
+  check_weights_fit_in_memory(c, 2.0, source);
   for (int64_t e : c.eos_token_ids)
     if (e < 0 || e >= c.vocab_size) fail("eos_token_id", std::to_string(e) + " is outside the vocabulary");
   if (c.bos_token_id && (*c.bos_token_id < 0 || *c.bos_token_id >= c.vocab_size))

@@ -274,6 +274,7 @@ at::Tensor TransformerImpl::forward(const at::Tensor& input_ids, const ForwardOp
 // ---------------------------------------------------------------------------------------------
 CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config(c) {
   validate(config);
+  check_weights_fit_in_memory(config, 4.0);  // parameters are created in float32
   reset();
 }
 

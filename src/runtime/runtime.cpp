@@ -7,12 +7,14 @@
 #include <malloc.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 #include <string>
 #include <thread>
 
 #include "edgerazor/core/cli.h"
+#include "edgerazor/core/error.h"
 #include "thread_governor.h"
 
 namespace edgerazor::runtime {
@@ -30,6 +32,12 @@ int available_cores() {
 
 void set_threads(int n) {
   if (n < 1) return;
+  // Each intra-op thread beyond the cores only waits at OpenMP's barriers, and a count in the
+  // thousands made LibTorch create threads without end.
+  if (n > available_cores())
+    throw ConfigError("", 0, 0, "--threads",
+                      std::to_string(n) + " is more than the " + std::to_string(available_cores()) +
+                          " cores this process may use; give at most " + std::to_string(available_cores()));
   at::set_num_threads(n);
   detail::governor_disable();
 }
@@ -37,10 +45,21 @@ void set_threads(int n) {
 void configure_threads() {
   if (const char* env = std::getenv("EDGERAZOR_NUM_THREADS")) {
     const int n = std::atoi(env);
-    if (n >= 1) set_threads(n);
+    if (n > available_cores())
+      log_warning("EDGERAZOR_NUM_THREADS=" + std::string(env) + " is more than the " +
+                  std::to_string(available_cores()) + " cores this process may use; using " +
+                  std::to_string(available_cores()));
+    if (n >= 1) set_threads(std::min(n, available_cores()));
     return;  // 0 or junk: leave LibTorch alone
   }
-  if (std::getenv("OMP_NUM_THREADS") != nullptr) return;
+  if (const char* omp = std::getenv("OMP_NUM_THREADS")) {
+    if (std::atoi(omp) > available_cores()) {
+      log_warning("OMP_NUM_THREADS=" + std::string(omp) + " is more than the " + std::to_string(available_cores()) +
+                  " cores this process may use; using " + std::to_string(available_cores()));
+      set_threads(available_cores());
+    }
+    return;
+  }
   use_default_threads();
 }
 

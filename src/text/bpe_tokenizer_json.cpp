@@ -88,6 +88,13 @@ void load_model(BpeState& st, const Json& model, const std::string& path) {
       throw FormatError(path, "model.vocab['" + it.key() + "']: expected an id in [0, 2^31), got " + it->dump());
     max_id = std::max(max_id, it->get<int64_t>());
   }
+  // Ids index a table: one stray id of 99999999 among 512 tokens would allocate gigabytes.
+  const int64_t id_limit = 2 * static_cast<int64_t>(vocab->size()) + 65536;
+  if (max_id >= id_limit)
+    for (auto it = vocab->begin(); it != vocab->end(); ++it)
+      if (it->get<int64_t>() == max_id)
+        throw FormatError(path, "model.vocab['" + it.key() + "']: id " + std::to_string(max_id) + " is far beyond the " +
+                                    std::to_string(vocab->size()) + " tokens of the vocabulary (ids must be dense)");
   st.tokens.assign(static_cast<size_t>(max_id + 1), std::string());
   std::vector<uint8_t> used(st.tokens.size(), 0);
   for (auto it = vocab->begin(); it != vocab->end(); ++it) {
@@ -164,6 +171,9 @@ void load_added_tokens(BpeState& st, const Json& root, const std::string& path) 
   }
   for (const AddedToken& t : st.added) {
     const auto id = static_cast<size_t>(t.id);
+    if (id >= 2 * st.tokens.size() + st.added.size() + 65536)
+      throw FormatError(path, "added_tokens: '" + t.content + "' has id " + std::to_string(id) + ", far beyond the " +
+                                  std::to_string(st.tokens.size()) + " tokens of the vocabulary (ids must be dense)");
     if (id >= st.tokens.size()) {
       st.tokens.resize(id + 1), st.types.resize(id + 1, TokenType::kUnused);
       for (size_t k = 0; k < st.tokens.size(); ++k)

@@ -238,7 +238,42 @@ std::string SentencePieceTokenizer::normalize(const std::string& text) const {
   return out;
 }
 
+std::vector<std::string_view> sentencepiece_chunks(std::string_view text, size_t max_bytes, bool add_dummy_prefix) {
+  std::vector<std::string_view> out;
+  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
+  size_t begin = 0;
+  while (text.size() - begin > max_bytes) {
+    auto is_cut = [&](size_t i) { return text[i] == ' ' && !blank(text[i - 1]) && !blank(text[i + 1]); };
+    size_t cut = std::string_view::npos;
+    for (size_t i = std::min(begin + max_bytes, text.size() - 2); i > begin; --i)  // the last cut that keeps the piece within max_bytes
+      if (is_cut(i)) {
+        cut = i;
+        break;
+      }
+    const size_t limit = std::min(text.size() - 1, begin + 4 * max_bytes);
+    for (size_t i = begin + max_bytes + 1; cut == std::string_view::npos && i < limit; ++i)
+      if (is_cut(i)) cut = i;
+    if (cut == std::string_view::npos) break;
+    out.push_back(text.substr(begin, cut - begin));
+    begin = add_dummy_prefix ? cut + 1 : cut;
+  }
+  out.push_back(text.substr(begin));
+  return out;
+}
+
 std::vector<int32_t> SentencePieceTokenizer::encode(const std::string& text) const {
+  if (text.size() > kSentencePieceChunkBytes) {
+    std::vector<int32_t> ids;
+    for (const auto piece : sentencepiece_chunks(text, kSentencePieceChunkBytes, model_.add_dummy_prefix)) {
+      const auto part = encode_whole(std::string(piece));
+      ids.insert(ids.end(), part.begin(), part.end());
+    }
+    return ids;
+  }
+  return encode_whole(text);
+}
+
+std::vector<int32_t> SentencePieceTokenizer::encode_whole(const std::string& text) const {
   if (!can_encode())
     throw std::runtime_error("this SentencePiece model (type " + std::to_string(model_.model_type) + ", normalizer '" +
                              model_.normalizer_name +

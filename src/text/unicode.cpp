@@ -88,6 +88,32 @@ bool is_valid_utf8(std::string_view s) {
   return true;
 }
 
+Utf8Damage count_invalid_utf8(std::string_view s) {
+  Utf8Damage d;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[pos]);
+    if (c < 0x80) {  // ASCII fast path
+      ++pos;
+      continue;
+    }
+    const size_t at = pos;
+    // utf8_next yields U+FFFD for an invalid sequence; a literal U+FFFD (EF BF BD) is valid.
+    if (utf8_next(s, pos) == kReplacementChar && !(pos - at == 3 && s.compare(at, 3, "\xEF\xBF\xBD") == 0)) {
+      if (d.invalid_sequences == 0) d.first_offset = at;
+      ++d.invalid_sequences;
+    }
+  }
+  return d;
+}
+
+std::string describe_invalid_utf8(std::string_view s, const std::string& source) {
+  const Utf8Damage d = count_invalid_utf8(s);
+  if (d.invalid_sequences == 0) return "";
+  return "warning: " + source + ": " + std::to_string(d.invalid_sequences) + " invalid UTF-8 sequence(s), the first at byte " +
+         std::to_string(d.first_offset) + ", were replaced by U+FFFD";
+}
+
 std::string sanitize_utf8(std::string_view s) {
   if (is_valid_utf8(s)) return std::string(s);
   std::string out;

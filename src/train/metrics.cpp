@@ -1,12 +1,17 @@
 // Implements: metrics.jsonl writing (with resume truncation) and the progress line.
 #include "edgerazor/train/metrics.h"
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "edgerazor/core/error.h"
+#include "edgerazor/core/files.h"
 
 namespace edgerazor::train {
 
@@ -15,6 +20,8 @@ MetricsLog::MetricsLog(const std::string& path, int64_t keep_through_step) : pat
     std::vector<std::string> kept;
     {
       std::ifstream in(path);
+      if (!in && std::filesystem::exists(path))
+        throw FormatError(path, "cannot read the metrics log to resume it");
       std::string line;
       while (std::getline(in, line)) {
         try {
@@ -25,13 +32,25 @@ MetricsLog::MetricsLog(const std::string& path, int64_t keep_through_step) : pat
         }
       }
     }
+    // The history is replaced only by a complete, synced copy: a failed write (disk full, ulimit
+    // -f) keeps the original and stops the run.
     const std::string tmp = path + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary);
-      for (const auto& l : kept) out << l << "\n";
-      if (!out) throw FormatError(tmp, "write failed");
+    files::track_temporary(tmp);
+    std::string reason;
+    std::FILE* out = std::fopen(tmp.c_str(), "wb");
+    bool ok = out != nullptr;
+    for (size_t i = 0; ok && i < kept.size(); ++i)
+      ok = std::fwrite(kept[i].data(), 1, kept[i].size(), out) == kept[i].size() && std::fputc('\n', out) != EOF;
+    ok = ok && std::fflush(out) == 0 && ::fsync(::fileno(out)) == 0;
+    if (!ok) reason = files::write_error_reason();
+    if (out != nullptr && std::fclose(out) != 0 && reason.empty()) reason = files::write_error_reason();
+    if (reason.empty() && std::rename(tmp.c_str(), path.c_str()) != 0) reason = files::write_error_reason();
+    files::untrack_temporary(tmp);
+    if (!reason.empty()) {
+      std::remove(tmp.c_str());
+      throw FormatError(tmp, "cannot rewrite the metrics log for the resume (" + reason + "); " + path +
+                                 " is unchanged");
     }
-    std::rename(tmp.c_str(), path.c_str());
   }
   file_ = std::fopen(path.c_str(), "ab");
   if (!file_) throw FormatError(path, "cannot open metrics log for appending");
@@ -66,7 +85,7 @@ void MetricsLog::write(const std::string& type, int64_t step, const Scalars& val
   }
   const std::string line = j.dump() + "\n";
   if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0)
-    throw FormatError(path_, "cannot append to the metrics log (disk full?)");
+    throw FormatError(path_, "cannot append to the metrics log: " + files::write_error_reason());
 }
 
 std::string format_duration(double seconds) {

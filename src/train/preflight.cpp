@@ -1,4 +1,4 @@
-// Implements: check_quantization_against_model (see edgerazor/train/preflight.h).
+// Implements: check_config_against_models (see edgerazor/train/preflight.h).
 #include "edgerazor/train/preflight.h"
 
 #include <filesystem>
@@ -11,9 +11,27 @@
 
 namespace edgerazor::train {
 
-void check_quantization_against_model(const config::TrainConfig& c) {
-  if (!c.quantization) return;
+namespace {
+
+void check_sequence_length(const config::TrainConfig& c, const std::string& where) {
+  for (const std::string& dir : {c.model.student, c.model.teacher}) {
+    const std::string config_json = (std::filesystem::path(dir) / "config.json").string();
+    if (dir.empty() || !std::filesystem::exists(config_json)) continue;
+    const int64_t positions = model::load_model_config(config_json).max_position_embeddings;
+    if (c.data.seq_len > positions)
+      throw ConfigError(where, 0, 0, "data.seq_len",
+                        std::to_string(c.data.seq_len) + " tokens per row is more than the " +
+                            std::to_string(positions) + " positions of " + config_json +
+                            " (max_position_embeddings)");
+  }
+}
+
+}  // namespace
+
+void check_config_against_models(const config::TrainConfig& c) {
   const std::string where = c.source.empty() ? std::string("config") : c.source;
+  check_sequence_length(c, where);
+  if (!c.quantization) return;
   const std::string config_json = (std::filesystem::path(c.model.student) / "config.json").string();
   if (!std::filesystem::exists(config_json)) return;  // the file checks report a missing model
   const model::ModelConfig mc = model::load_model_config(config_json);

@@ -14,6 +14,7 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <optional>
 
 #include "edgerazor/core/error.h"
 #include "edgerazor/distill/objective.h"
@@ -27,6 +28,7 @@
 #include "edgerazor/train/checkpoint.h"
 #include "edgerazor/train/metrics.h"
 #include "edgerazor/train/preflight.h"
+#include "edgerazor/train/run_lock.h"
 #include "edgerazor/train/step.h"
 
 namespace edgerazor::train {
@@ -118,6 +120,7 @@ struct Trainer::State {
   std::unique_ptr<torch::optim::AdamW> optimizer;
   std::vector<at::Tensor> params;  // unique, for gradient synchronisation
   MetricsLog metrics;
+  RunFolderLock run_lock;  // held by the I/O rank for the trainer's life
   std::string quant_yaml, config_yaml;
 
   int64_t step = 0, start_step = 0, total_steps = 0, warmup = 0;
@@ -152,7 +155,7 @@ void Trainer::setup() {
   const auto& cfg = s.cfg;
   const auto& t = cfg.train;
   config::validate(cfg);
-  check_quantization_against_model(cfg);
+  check_config_against_models(cfg);
 
   // ---- device and precision ----
   try {
@@ -235,14 +238,35 @@ void Trainer::setup() {
   s.config_yaml = config::to_yaml(cfg);
 
   // ---- run folder, resume ----
-  const auto latest = latest_checkpoint(s.run_dir);
-  if (latest && !s.options.resume)
+  if (s.io()) s.run_lock = lock_run_folder(s.run_dir);
+  const auto checkpoints = list_checkpoints(s.run_dir);
+  if (!checkpoints.empty() && !s.options.resume)
     throw ConfigError(cfg.source, 0, 0, "run.name",
-                      "run folder " + s.run_dir + " already has a checkpoint (" + latest->path +
+                      "run folder " + s.run_dir + " already has a checkpoint (" + checkpoints.back().path +
                           "); pass --resume to continue it, or choose another run.name / run.output_dir");
+  // The newest checkpoint that verifies and loads; damaged newer ones are named and skipped.
+  std::optional<CheckpointInfo> latest;
+  TrainerState st;
+  std::string skipped;
+  for (auto it = checkpoints.rbegin(); it != checkpoints.rend() && !latest; ++it) {
+    try {
+      st = load_checkpoint(it->path, *s.student, *s.optimizer);
+      s.loader->restore(st.data_state);
+      latest = *it;
+    } catch (const std::exception& e) {
+      std::string why = e.what();
+      if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) why = c10_error->what_without_backtrace();
+      s.say("warning: skipping checkpoint " + it->path + ": " + why);
+      skipped += "\n  " + it->path + ": " + why;
+    }
+  }
+  if (!checkpoints.empty() && !latest)
+    throw FormatError(s.run_dir, "no checkpoint of this run can be resumed:" + skipped);
+  if (latest && st.step > s.total_steps)
+    throw ConfigError(cfg.source, 0, 0, "train.max_steps",
+                      "the checkpoint " + latest->path + " is at step " + std::to_string(st.step) +
+                          ", past this config's " + std::to_string(s.total_steps) + " steps");
   if (latest) {
-    const TrainerState st = load_checkpoint(latest->path, *s.student, *s.optimizer);
-    s.loader->restore(st.data_state);
     s.step = s.start_step = st.step;
     s.tokens_seen = st.tokens_seen;
     s.elapsed_before = st.elapsed_seconds;

@@ -20,6 +20,7 @@
 
 #include "edgerazor/config/quant_config.h"
 #include "edgerazor/config/train_config.h"
+#include "edgerazor/core/error.h"
 #include "edgerazor/io/hf_model.h"
 #include "edgerazor/train/checkpoint.h"
 #include "fixtures/test_paths.h"
@@ -231,6 +232,46 @@ TEST_F(TrainerRun, SigkillThenResumeEndsBitIdentical) {
     if (r["type"] == "train") lb[r["step"]] = r["loss"];
   EXPECT_EQ(la.size(), 24u);
   EXPECT_EQ(la, lb);
+}
+
+// A damaged newest checkpoint (truncated weights; an edited state.json) is named and skipped, the
+// run resumes from the newest one that verifies against its manifest, and the skipped one is
+// replaced when the run passes its step again.
+TEST_F(TrainerRun, DamagedLatestCheckpointFallsBackToTheNewestThatVerifies) {
+  const std::vector<std::string> common = {"train.max_steps=6", "train.save_interval=3", "train.keep_last=3",
+                                           "train.eval_at_start=false"};
+  ASSERT_EQ(run(args("fb", common), "first"), 0) << log("first");
+  const fs::path ck = dir_ / "fb/checkpoints";
+  ASSERT_TRUE(fs::exists(ck / "step_3/manifest.json"));
+  EXPECT_NO_THROW(verify_checkpoint((ck / "step_6").string()));
+  const std::string good6 = read_file(ck / "step_6/model.safetensors");
+  fs::resize_file(ck / "step_6/model.safetensors", fs::file_size(ck / "step_6/model.safetensors") - 100);
+  auto resume = args("fb", common);
+  resume.push_back("--resume");
+  ASSERT_EQ(run(resume, "resumed"), 0) << log("resumed");
+  EXPECT_THAT(log("resumed"), HasSubstr("warning: skipping checkpoint " + (ck / "step_6").string()));
+  EXPECT_THAT(log("resumed"), HasSubstr("truncated"));
+  EXPECT_THAT(log("resumed"), HasSubstr("resumed from " + (ck / "step_3").string() + " at step 3"));
+  EXPECT_TRUE(read_file(ck / "step_6/model.safetensors") == good6) << "the re-run steps 4-6 should rebuild the same weights";
+  EXPECT_NO_THROW(verify_checkpoint((ck / "step_6").string()));
+
+  // "step": 999 in state.json: the checksum catches the edit; without a manifest the folder name does.
+  const fs::path state = ck / "step_6/trainer_state/state.json";
+  std::string text = read_file(state);
+  text.replace(text.find("\"step\": 6"), 9, "\"step\": 999");
+  std::ofstream(state, std::ios::trunc) << text;
+  EXPECT_THROW(verify_checkpoint((ck / "step_6").string()), FormatError);
+  fs::remove(ck / "step_6/manifest.json");
+  ASSERT_EQ(run(resume, "edited"), 0) << log("edited");
+  EXPECT_THAT(log("edited"), HasSubstr("step 999 does not match the folder step_6"));
+  EXPECT_THAT(log("edited"), HasSubstr("resumed from " + (ck / "step_3").string()));
+  const auto s = summary("edited");
+  EXPECT_EQ(s["steps"].get<int64_t>(), 6);
+
+  // Nothing that verifies: a clear error naming every checkpoint, exit 2.
+  for (const char* step : {"step_3", "step_6"}) fs::resize_file(ck / step / "model.safetensors", 1000);
+  ASSERT_EQ(run(resume, "none"), 2) << log("none");
+  EXPECT_THAT(log("none"), HasSubstr("no checkpoint of this run can be resumed"));
 }
 
 TEST_F(TrainerRun, SigtermWritesACheckpointAndStops) {

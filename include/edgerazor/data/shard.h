@@ -71,6 +71,10 @@ class ShardReader {
   uint64_t document_begin(uint64_t i) const;
   // Counts label-carrying tokens (scans the mask; n when there is none).
   uint64_t count_label_tokens() const;
+  // Scans every token: the largest id actually stored (-1 for an empty shard), and throws
+  // FormatError naming the file and the token's index when it exceeds the header's max_token_id
+  // or vocab_size (a damaged or hand-edited shard would otherwise fail deep inside an embedding).
+  int64_t verify_token_ids() const;
 
  private:
   void close();

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "edgerazor/core/error.h"
+#include "edgerazor/core/files.h"
 #include "edgerazor/data/shard.h"
 
 namespace edgerazor::io {
@@ -40,8 +41,12 @@ inline void write_token_file(const std::string& path, const std::vector<int32_t>
   header[4] = static_cast<int32_t>(n & 0xFFFFFFFFu);
   header[5] = static_cast<int32_t>(n >> 32);
   const std::string tmp = path + ".tmp";
+  files::track_temporary(tmp);
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw FormatError(tmp, "cannot create");
+  if (!f) {
+    files::untrack_temporary(tmp);
+    throw FormatError(tmp, "cannot create");
+  }
   bool ok = std::fwrite(header, sizeof(header), 1, f) == 1;
   if (width == 2) {
     std::vector<uint16_t> v(tokens.begin(), tokens.end());
@@ -49,13 +54,19 @@ inline void write_token_file(const std::string& path, const std::vector<int32_t>
   } else {
     ok = ok && (tokens.empty() || std::fwrite(tokens.data(), 4, tokens.size(), f) == tokens.size());
   }
-  ok = (std::fclose(f) == 0) && ok;
+  std::string reason = ok ? "" : files::write_error_reason();
+  if (std::fclose(f) != 0 && ok) {
+    ok = false;
+    reason = files::write_error_reason();
+  }
   if (!ok) {
     std::remove(tmp.c_str());
-    throw FormatError(tmp, "write failed (disk full?)");
+    files::untrack_temporary(tmp);
+    throw FormatError(tmp, "write failed: " + reason);
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
+  files::untrack_temporary(tmp);
   if (ec) throw FormatError(path, "cannot rename " + tmp + ": " + ec.message());
 }
 

@@ -52,7 +52,18 @@ std::string model_config_to_json(const ModelConfig& config);
 // Writes <dir>/config.json (via .tmp + rename).
 void save_model_config(const ModelConfig& config, const std::string& dir);
 
-// Basic consistency checks (head counts, positive sizes); throws ConfigError.
+// Basic consistency checks (head counts, positive sizes, max positions within 2^24, weights that
+// fit this machine's memory at 2 bytes each); throws ConfigError naming the key.
 void validate(const ModelConfig& config, const std::string& source = "config.json");
+
+// Parameters the config describes (embeddings, lm_head unless tied, every layer), computed in
+// floating point so that absurd sizes do not wrap.
+double parameter_count(const ModelConfig& config);
+
+// Throws ConfigError when parameter_count * bytes_per_parameter exceeds this machine's physical
+// memory (RAM + swap), naming the key that makes the model that large, before anything is
+// allocated (an allocation of petabytes otherwise ends in std::bad_alloc or worse).
+void check_weights_fit_in_memory(const ModelConfig& config, double bytes_per_parameter,
+                                 const std::string& source = "config.json");
 
 }  // namespace edgerazor::model

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -50,6 +51,16 @@ struct SentencePieceModel {
 
 // Parses .model bytes; throws FormatError(path, offset, ...) on a malformed or truncated file.
 SentencePieceModel parse_sentencepiece_model(const std::string& bytes, const std::string& path);
+
+// Text longer than max_bytes cut into pieces that SentencePiece encodes to the same ids one by
+// one as whole: cuts fall only on a single ASCII space between two non-space characters (a word
+// boundary in every whitespace mode), and with add_dummy_prefix the space is left out, because
+// the dummy prefix of the next piece stands for it. Encoding one 50 MB line whole took minutes and
+// gigabytes (the BPE agenda grows with the line); in pieces it is linear. Text without such a
+// space within 4 * max_bytes stays whole there. A cut at or before max_bytes is preferred, so a
+// piece is longer than max_bytes only where no earlier cut exists.
+std::vector<std::string_view> sentencepiece_chunks(std::string_view text, size_t max_bytes, bool add_dummy_prefix);
+inline constexpr size_t kSentencePieceChunkBytes = 64 << 10;
 SentencePieceModel read_sentencepiece_model(const std::string& path);
 
 class SentencePieceTokenizer : public Tokenizer {
@@ -73,6 +84,7 @@ class SentencePieceTokenizer : public Tokenizer {
   std::string decode_piece(int32_t id, bool first) const;
 
  private:
+  std::vector<int32_t> encode_whole(const std::string& text) const;
   std::string normalize(const std::string& text) const;
   std::optional<int32_t> id_or_none(int32_t id) const;
 

@@ -22,6 +22,16 @@ bool is_valid_utf8(std::string_view s);
 // s with every invalid sequence replaced by U+FFFD ("errors=replace").
 std::string sanitize_utf8(std::string_view s);
 
+// Invalid sequences in s (each one U+FFFD after sanitize_utf8) and the byte offset of the first.
+struct Utf8Damage {
+  uint64_t invalid_sequences = 0;
+  uint64_t first_offset = 0;
+};
+Utf8Damage count_invalid_utf8(std::string_view s);
+// "" for valid text, else "warning: <source>: N invalid UTF-8 sequence(s), the first at byte B,
+// were replaced by U+FFFD" (tokenizers encode the replacement character, not the bytes).
+std::string describe_invalid_utf8(std::string_view s, const std::string& source);
+
 enum class NormalizationForm { kNFC, kNFD, kNFKC, kNFKD };
 
 // Normalizes valid UTF-8 text. When alignment is given it receives, for every byte of the result

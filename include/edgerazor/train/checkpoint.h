@@ -12,6 +12,7 @@
 //   trainer_state/state.json                          step, schedule, data-loader position, seeds
 //   trainer_state/optimizer.pt                        AdamW state (torch::serialize archive)
 //   trainer_state/rng.pt                              CPU generator state
+//   manifest.json                                     size and checksum of every file above
 //   DONE                                              written last: the folder is complete
 // The folder is written as checkpoints/.tmp_step_<N>, every file and folder fsync'ed, then renamed;
 // a folder without DONE (or a .tmp_ one) is never resumed from and is removed by the next save.
@@ -70,5 +71,10 @@ std::optional<CheckpointInfo> latest_checkpoint(const std::string& run_dir);
 TrainerState load_checkpoint(const std::string& checkpoint_dir, model::CausalLMImpl& student,
                              torch::optim::Optimizer& optimizer);
 TrainerState read_trainer_state(const std::string& checkpoint_dir);
+
+// Checks DONE and every file against manifest.json (sizes and 64-bit checksums written at save
+// time); FormatError naming the first file that differs. Checkpoints without a manifest (older
+// versions) pass on DONE alone.
+void verify_checkpoint(const std::string& checkpoint_dir);
 
 }  // namespace edgerazor::train
