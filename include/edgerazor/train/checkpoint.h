@@ -23,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "edgerazor/train/checkpoint_manifest.h"
+
 namespace torch::optim {
 class Optimizer;
 }
@@ -71,10 +73,5 @@ std::optional<CheckpointInfo> latest_checkpoint(const std::string& run_dir);
 TrainerState load_checkpoint(const std::string& checkpoint_dir, model::CausalLMImpl& student,
                              torch::optim::Optimizer& optimizer);
 TrainerState read_trainer_state(const std::string& checkpoint_dir);
-
-// Checks DONE and every file against manifest.json (sizes and 64-bit checksums written at save
-// time); FormatError naming the first file that differs. Checkpoints without a manifest (older
-// versions) pass on DONE alone.
-void verify_checkpoint(const std::string& checkpoint_dir);
 
 }  // namespace edgerazor::train
