@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cctype>
 #include <cmath>
 #include <filesystem>
@@ -218,6 +219,14 @@ distill::DistillLossOptions read_loss(Locations& loc, const Located& at, const s
     o.layer_index.clear();
     if (layers.node.IsSequence()) o.layer_index = yaml::as_string_list(layers);
     else if (!layers.node.IsNull()) o.layer_index = {yaml::as_string(layers)};
+    for (const auto& entry : o.layer_index) {
+      if (entry == "low" || entry == "mid" || entry == "high" || entry == "adaptive") continue;
+      char* end = nullptr;
+      errno = 0;
+      (void)std::strtoll(entry.c_str(), &end, 10);
+      if (entry.empty() || *end != '\0' || errno == ERANGE)
+        layers.fail("'" + entry + "' is not a layer (an integer, negative from the end, or low, mid, high, adaptive)");
+    }
   }
   named("layer_index_adaptive_metric", [&](const std::string& s) { o.layer_index_adaptive_metric = distill::parse_layer_metric(s); });
   read(loc, at, "layer_index_adaptive_topk", o.layer_index_adaptive_topk, yaml::as_int);
@@ -255,7 +264,7 @@ distill::DistillObjectiveOptions read_kd_configuration(Locations& loc, const Loc
   yaml::require_map(at);
   distill::DistillObjectiveOptions o;
   for (const auto& kv : at.node) {
-    const std::string key = kv.first.as<std::string>();
+    const std::string key = yaml::key_name(at, kv.first);
     const Located item = at.child(key);
     if (key == "method") {
       std::string m = yaml::as_string(item);

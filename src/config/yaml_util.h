@@ -60,12 +60,22 @@ inline void require_map(const Located& at) {
   if (!at.node.IsMap()) at.fail("expected a mapping, got " + describe(at.node));
 }
 
+// A mapping key as text. YAML allows a list or mapping as a key ("? [a, b]: 1"); no config key is one.
+inline std::string key_name(const Located& at, const YAML::Node& key) {
+  if (!key.IsScalar()) {
+    const auto mark = key.Mark();
+    throw ConfigError(at.file, mark.line + 1, mark.column + 1, at.path,
+                      "a key must be a plain name, got " + describe(key));
+  }
+  return key.Scalar();
+}
+
 // Unknown keys are errors: "run.yaml:14:3: train.learning_rat: unknown key (known: ...)".
 inline void check_keys(const Located& at, std::initializer_list<const char*> known) {
   require_map(at);
   std::set<std::string> allowed(known.begin(), known.end());
   for (const auto& kv : at.node) {
-    const std::string key = kv.first.as<std::string>();
+    const std::string key = key_name(at, kv.first);
     if (!allowed.count(key)) {
       std::string list;
       for (const auto& k : known) list += (list.empty() ? "" : ", ") + std::string(k);

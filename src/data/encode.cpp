@@ -200,6 +200,8 @@ EncodedDocument encode_jsonl_record(const text::Tokenizer& tokenizer, const std:
     j = json_records::parse(json);
   } catch (const nlohmann::json::parse_error& e) {
     at.fail(std::string("not valid JSON: ") + e.what());
+  } catch (const nlohmann::json::out_of_range& e) {  // a number too large for a double
+    at.fail(std::string("not valid JSON: ") + e.what());
   } catch (const json_records::DuplicateKey& e) {
     at.fail(e.what());
   }

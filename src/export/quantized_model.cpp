@@ -26,7 +26,7 @@ namespace {
 constexpr const char* kQuantYaml = "quantization.yaml";
 
 bool is_complete_step(const fs::path& dir) {
-  static const std::regex step(R"(step_(\d+))");
+  static const std::regex step(R"(step_(\d{1,18}))");
   return fs::is_directory(dir) && std::regex_match(dir.filename().string(), step) && fs::exists(dir / "DONE");
 }
 

@@ -139,6 +139,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     header = json::parse(bytes + 8, bytes + 8 + n, on_event);
   } catch (const json::parse_error& e) {
     throw FormatError(path, 8 + e.byte, std::string("header is not valid JSON: ") + e.what());
+  } catch (const json::out_of_range& e) {  // a number too large for a double
+    throw FormatError(path, 8, std::string("header is not valid JSON: ") + e.what());
   }
   if (!duplicate.empty()) throw FormatError(path, 8, "tensor '" + duplicate + "' appears twice in the header");
   if (!header.is_object()) throw FormatError(path, 8, "header is not a JSON object");
@@ -245,6 +247,8 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path_in) {
       index = json::parse(in);
     } catch (const json::parse_error& e) {
       throw FormatError(p, e.byte, std::string("not valid JSON: ") + e.what());
+    } catch (const json::out_of_range& e) {  // a number too large for a double
+      throw FormatError(p, std::string("not valid JSON: ") + e.what());
     }
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
       throw FormatError(p, "no 'weight_map' object");

@@ -101,6 +101,8 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
       }
     }
     throw ConfigError(source, line, column, "", std::string("not valid JSON: ") + e.what());
+  } catch (const json::out_of_range& e) {  // a number too large for a double
+    throw ConfigError(source, 0, 0, "", std::string("not valid JSON: ") + e.what());
   }
   if (!j.is_object()) throw ConfigError(source, 0, 0, "", "config.json must be a JSON object");
   const Reader r(j, source);

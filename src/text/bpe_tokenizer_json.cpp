@@ -31,6 +31,8 @@ Json read_json(const std::string& path) {
     return Json::parse(buffer.str());
   } catch (const Json::parse_error& e) {
     throw FormatError(path, e.byte > 0 ? e.byte - 1 : 0, std::string("invalid JSON: ") + e.what());
+  } catch (const Json::out_of_range& e) {  // a number too large for a double
+    throw FormatError(path, std::string("invalid JSON: ") + e.what());
   }
 }
 

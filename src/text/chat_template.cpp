@@ -80,6 +80,8 @@ std::optional<ChatTemplate> ChatTemplate::find_in_model_dir(const std::string& m
       config = nlohmann::json::parse(text);
     } catch (const nlohmann::json::parse_error& e) {
       throw FormatError(config_path, e.byte > 0 ? e.byte - 1 : 0, std::string("invalid JSON: ") + e.what());
+    } catch (const nlohmann::json::out_of_range& e) {  // a number too large for a double
+      throw FormatError(config_path, std::string("invalid JSON: ") + e.what());
     }
   }
   std::string source;

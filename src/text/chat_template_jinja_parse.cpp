@@ -2,6 +2,7 @@
 // text and tags with whitespace control, and a recursive-descent parser with Jinja's operator
 // precedence (or < and < not < comparisons/in < + - < ~ < * / // % < ** < unary < filters/tests
 // < postfix).
+#include <cerrno>
 #include <algorithm>
 #include <cctype>
 #include <cstring>
@@ -566,12 +567,17 @@ class Parser {
     }
     if (tok.type == Token::Type::kInt) {
       auto e = make(Expr::Kind::kLiteral, line);
-      e->literal = Value(static_cast<int64_t>(std::stoll(next().text)));
+      const Token& digits = next();
+      errno = 0;
+      const long long value = std::strtoll(digits.text.c_str(), nullptr, 10);
+      if (errno == ERANGE) fail(digits.line, "integer literal " + digits.text + " is out of range");
+      e->literal = Value(static_cast<int64_t>(value));
       return e;
     }
     if (tok.type == Token::Type::kFloat) {
       auto e = make(Expr::Kind::kLiteral, line);
-      e->literal = Value(std::stod(next().text));
+      // strtod: a literal too large is inf, as in Python, rather than an exception.
+      e->literal = Value(std::strtod(next().text.c_str(), nullptr));
       return e;
     }
     if (tok.type == Token::Type::kName) {

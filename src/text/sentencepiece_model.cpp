@@ -77,6 +77,19 @@ class WireReader {
   const std::string& path_;
 };
 
+// A byte piece is named "<0xHH>"; the byte it stands for, or -1 when the name is not of that form.
+int byte_piece_value(const std::string& piece) {
+  auto hex = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  if (piece.size() != 6 || piece.compare(0, 3, "<0x") != 0 || piece[5] != '>') return -1;
+  const int high = hex(piece[3]), low = hex(piece[4]);
+  return high < 0 || low < 0 ? -1 : high * 16 + low;
+}
+
 SentencePieceModel::Piece parse_piece(const std::string& buf, std::pair<size_t, size_t> range, const std::string& path) {
   SentencePieceModel::Piece p;
   WireReader r(buf, range.first, range.second, path);
@@ -97,6 +110,8 @@ SentencePieceModel::Piece parse_piece(const std::string& buf, std::pair<size_t, 
       r.skip(wt);
     }
   }
+  if (p.type == PieceType::kByte && byte_piece_value(p.piece) < 0)
+    throw FormatError(path, range.first, "byte piece '" + p.piece + "' is not of the form <0xHH>");
   return p;
 }
 
@@ -182,10 +197,7 @@ SentencePieceTokenizer::SentencePieceTokenizer(SentencePieceModel model) : model
     if (p.type == PieceType::kNormal || p.type == PieceType::kUserDefined || p.type == PieceType::kUnused)
       piece_ids_.emplace(p.piece, i);
     if (p.type == PieceType::kUserDefined) user_defined_.push_back(p.piece);
-    if (p.type == PieceType::kByte && p.piece.size() == 6 && p.piece.compare(0, 3, "<0x") == 0) {
-      const int b = std::stoi(p.piece.substr(3, 2), nullptr, 16);
-      if (b >= 0 && b < 256) byte_ids_[b] = i;
-    }
+    if (p.type == PieceType::kByte && byte_piece_value(p.piece) >= 0) byte_ids_[byte_piece_value(p.piece)] = i;
   }
   std::sort(user_defined_.begin(), user_defined_.end(),
             [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
@@ -355,8 +367,7 @@ std::string SentencePieceTokenizer::decode_piece(int32_t id, bool first) const {
     case PieceType::kControl: return "";
     case PieceType::kUnknown: return kUnkSurface;
     case PieceType::kByte:
-      if (p.piece.size() == 6) return std::string(1, static_cast<char>(std::stoi(p.piece.substr(3, 2), nullptr, 16)));
-      return "";
+      return byte_piece_value(p.piece) < 0 ? "" : std::string(1, static_cast<char>(byte_piece_value(p.piece)));
     default: break;
   }
   std::string out;

@@ -61,7 +61,7 @@ std::string step_name(int64_t step) { return "step_" + std::to_string(step); }
 
 // step_<digits> -> digits; -1 for anything else.
 int64_t parse_step(const std::string& name) {
-  if (name.rfind("step_", 0) != 0 || name.size() == 5) return -1;
+  if (name.rfind("step_", 0) != 0 || name.size() == 5 || name.size() > 5 + 18) return -1;  // 18 digits fit int64
   for (size_t i = 5; i < name.size(); ++i)
     if (!std::isdigit(static_cast<unsigned char>(name[i]))) return -1;
   return std::stoll(name.substr(5));

@@ -109,6 +109,8 @@ TEST(ModelConfig, ClearErrors) {
   expect_config_error(qwen3_json(R"(, "use_sliding_window": true)"), {"use_sliding_window"});
   // JSON syntax errors carry line and column.
   expect_config_error("{\n  \"model_type\": \"llama\",\n  \"vocab_size\": ,\n}", {"cfg/config.json:3:", "not valid JSON"});
+  // A number too large for a double (found by the model_config fuzzer; was nlohmann's out_of_range).
+  expect_config_error(R"({"model_type": "llama", "vocab_size": 1e999})", {"not valid JSON", "number overflow"});
   EXPECT_THROW(load_model_config("/nonexistent/dir"), ConfigError);
 }
 

@@ -230,6 +230,17 @@ TEST(ChatJinja, ErrorsNameTheTemplateLine) {
   } catch (const jinja::TemplateError& e) {
     EXPECT_THAT(e.what(), HasSubstr("custom message"));
   }
+  // An integer literal past int64 (found by the chat_template fuzzer; was std::out_of_range).
+  try {
+    jinja::Template("line one\n{{ 99999999999999999999 }}");
+    FAIL();
+  } catch (const jinja::TemplateError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("line 2"));
+    EXPECT_THAT(e.what(), HasSubstr("integer literal 99999999999999999999 is out of range"));
+  }
+  // A float literal past double is inf, as in Python.
+  const std::string huge_float = std::string(400, '9') + ".0";
+  EXPECT_EQ(jinja::Template("{{ " + huge_float + " > 1.0 }}").render(jinja::Value::from_json("{}")).text, "True");
 }
 
 }  // namespace

@@ -142,6 +142,19 @@ TEST(SentencePieceModel, HostileFiles) {
     EXPECT_THAT(e.what(), HasSubstr("no pieces"));
   }
   EXPECT_THROW(edgerazor::text::read_sentencepiece_model("/nonexistent/tokenizer.model"), FormatError);
+  // A byte piece whose name is not <0xHH> (found by fuzz/harnesses/sentencepiece_model.cpp; was an
+  // uncaught std::invalid_argument). Same length, so the protobuf framing stays valid.
+  std::string bad_byte = good;
+  const size_t at = bad_byte.find("<0x41>");
+  ASSERT_NE(at, std::string::npos);
+  bad_byte.replace(at, 6, "<0xZZ>");
+  try {
+    edgerazor::text::parse_sentencepiece_model(bad_byte, "bytes.model");
+    FAIL() << "no error";
+  } catch (const FormatError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("bytes.model"));
+    EXPECT_THAT(e.what(), HasSubstr("byte piece '<0xZZ>' is not of the form <0xHH>"));
+  }
 }
 
 }  // namespace

@@ -195,6 +195,9 @@ TEST(TrainConfig, BadConfigsNameFileLineAndKey) {
        {"bad.yaml:4:11: kd_configuration.method: must be KD"}},
       {"unknown top-level section", ok + "optimizer:\n  lr: 1\n", {"bad.yaml:19:1: optimizer: unknown key"}},
       {"YAML syntax", ok + "train2: [1, 2\n", {"bad.yaml:", "YAML syntax error"}},
+      {"layer that is not a layer", std::string(ok).replace(ok.find("{loss_function: lafd"), 20, "{loss_function: lafd, layer_index: [2, top]"),
+       {"distillation.losses[1].layer_index", "'top' is not a layer"}},
+      {"key that is a mapping", ok + "? {a: 1}\n: 2\n", {"bad.yaml:", "a key must be a plain name"}},
       {"unknown loss key", std::string(ok).replace(ok.find("alpha: 4.0"), 10, "alpah: 4.0"), {"distillation.losses[0].alpah: unknown key"}},
   };
   for (const auto& bad : cases) {
