@@ -14,7 +14,11 @@ seconds=${2:-600}
 jobs=${EDGERAZOR_FUZZ_JOBS:-1}
 
 [[ "$seconds" =~ ^[0-9]+$ && "$seconds" -gt 0 ]] || { echo "fuzz.sh: SECONDS must be a positive integer, got '$seconds'" >&2; exit 2; }
-command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ is missing (apt-get install clang: it brings libFuzzer)" >&2; exit 2; }
+if ! command -v clang++ >/dev/null; then  # Debian's clang brings libFuzzer and the sanitizer runtimes
+  echo "fuzz.sh: installing clang (libFuzzer) from Debian"
+  sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends clang libclang-rt-dev
+fi
 
 all=$(cd fuzz/harnesses && ls *.cpp | sed 's/\.cpp$//')
 if [[ "$name" == all ]]; then

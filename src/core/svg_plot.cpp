@@ -186,8 +186,9 @@ Series series_from_metrics(const std::string& path, const std::string& key, cons
     } catch (const nlohmann::json::exception&) {
       continue;  // a torn last line
     }
-    if (!j.is_object() || !j.contains(key) || !j[key].is_number() || !j.contains("step")) continue;
-    if (!type.empty() && j.value("type", std::string()) != type) continue;
+    if (!j.is_object() || !j.contains(key) || !j[key].is_number() || !j.contains("step") || !j["step"].is_number())
+      continue;  // not a metrics record (what another tool wrote, or damage): nothing to plot
+    if (!type.empty() && !(j.contains("type") && j["type"] == type)) continue;
     s.points.emplace_back(j["step"].get<double>(), j[key].get<double>());
   }
   std::sort(s.points.begin(), s.points.end());

@@ -42,6 +42,13 @@ const Json* member(const Json& object, const char* key) {
   return it == object.end() || it->is_null() ? nullptr : &*it;
 }
 
+// Whether object[key] is the string `value`. A key of another type (a "type": 24) is no match,
+// where json::value() would throw a type_error without the file's name.
+bool has_string(const Json& object, const char* key, const char* value) {
+  const Json* v = member(object, key);
+  return v && *v == value;
+}
+
 std::string string_or(const Json& object, const char* key, const std::string& path,
                       const std::string& where, const std::string& fallback = "") {
   const Json* v = member(object, key);
@@ -258,7 +265,7 @@ void load_pre_tokenizer(BpeState& st, const Json& p, const std::string& path, co
 
 bool has_byte_level(const Json& p) {
   if (!p.is_object()) return false;
-  if (p.value("type", "") == "ByteLevel") return true;
+  if (has_string(p, "type", "ByteLevel")) return true;
   if (p.contains("pretokenizers") && p["pretokenizers"].is_array())
     for (const Json& q : p["pretokenizers"])
       if (has_byte_level(q)) return true;
@@ -274,13 +281,13 @@ bool post_processor_adds_bos(const Json& root, const std::string& bos) {
   const Json* pp = member(root, "post_processor");
   if (!pp || bos.empty()) return false;
   std::vector<const Json*> processors{pp};
-  if (pp->value("type", "") == "Sequence" && pp->contains("processors") && (*pp)["processors"].is_array())
+  if (has_string(*pp, "type", "Sequence") && pp->contains("processors") && (*pp)["processors"].is_array())
     for (const Json& q : (*pp)["processors"]) processors.push_back(&q);
   for (const Json* q : processors) {
-    if (q->value("type", "") != "TemplateProcessing" || !q->contains("single")) continue;
+    if (!has_string(*q, "type", "TemplateProcessing") || !q->contains("single")) continue;
     const Json& single = (*q)["single"];
     if (single.is_array() && !single.empty() && single[0].contains("SpecialToken"))
-      return single[0]["SpecialToken"].value("id", "") == bos;
+      return has_string(single[0]["SpecialToken"], "id", bos.c_str());
   }
   return false;
 }
@@ -313,7 +320,7 @@ void load_config(BpeState& st, const Json& root, const std::string& config_path)
       st.chat_template = tpl->get<std::string>();
     } else if (tpl->is_array()) {  // [{"name": "default", "template": "..."}, ...]
       for (const Json& t : *tpl)
-        if (t.is_object() && t.value("name", "") == "default" && t.contains("template") && t["template"].is_string())
+        if (has_string(t, "name", "default") && t.contains("template") && t["template"].is_string())
           st.chat_template = t["template"].get<std::string>();
     } else {
       throw FormatError(config_path, "chat_template: expected a string or a list of {name, template}");

@@ -91,7 +91,8 @@ std::optional<ChatTemplate> ChatTemplate::find_in_model_dir(const std::string& m
       source = it->get<std::string>();
     } else if (it != config.end() && it->is_array()) {
       for (const auto& t : *it)
-        if (t.is_object() && t.value("name", "") == "default" && t.contains("template") && t["template"].is_string())
+        if (t.is_object() && t.contains("name") && t["name"] == "default" && t.contains("template") &&
+            t["template"].is_string())
           source = t["template"].get<std::string>();
     }
   }

@@ -459,6 +459,12 @@ class Renderer {
   void define_macro(const Node& node) {
     const Node* macro = &node;
     frames_.back()[node.targets[0]] = Value(Function([this, macro](const std::vector<Value>& args, const Kwargs& kwargs) {
+      // A macro that calls itself without end would overflow the stack (Python: RecursionError).
+      if (macro_depth_ >= kMaxMacroDepth)
+        fail(macro->line, "macro '" + macro->targets[0] + "' calls nested more than " + std::to_string(kMaxMacroDepth) +
+                              " deep (endless recursion?)");
+      ++macro_depth_;
+      struct Leave { int& depth; ~Leave() { --depth; } } leave{macro_depth_};
       Frame frame;
       for (size_t k = 0; k < macro->params.size(); ++k) {
         Value v = arg(args, kwargs, k, macro->params[k].first.c_str());
@@ -599,6 +605,8 @@ class Renderer {
 
   RenderResult& result_;
   std::vector<Frame> frames_;
+  static constexpr int kMaxMacroDepth = 100;
+  int macro_depth_ = 0;  // macro calls in progress
 };
 
 }  // namespace

@@ -225,6 +225,8 @@ class Parser {
 
   // Parses nodes until a {% tag %} whose keyword is in `stops`; leaves pos_ after the keyword.
   Body parse_body(const std::vector<std::string>& stops, std::string& stopped) {
+    NestingScope scope(*this);
+    deeper(peek().line);
     Body body;
     while (true) {
       const Token& tok = peek();
@@ -356,13 +358,33 @@ class Parser {
     return n;
   }
 
+  // How deep the tree being parsed is. Parsing, rendering and freeing a tree all recurse once per
+  // level, so a template nested past the bound (a thousand '(' or a chain 'a+a+a+...' of them) is
+  // an error here rather than a stack overflow later; real templates nest a dozen levels.
+  static constexpr int kMaxNesting = 200;
+  int nesting_ = 0;
+  void deeper(int line) {
+    if (++nesting_ > kMaxNesting)
+      fail(line, "the template nests more than " + std::to_string(kMaxNesting) + " levels deep");
+  }
+  // Every parse function that loops or recurses holds one: the levels it added end with it.
+  struct NestingScope {
+    explicit NestingScope(Parser& parser) : parser(parser), saved(parser.nesting_) {}
+    ~NestingScope() { parser.nesting_ = saved; }
+    Parser& parser;
+    const int saved;
+  };
+
   ExprPtr make(Expr::Kind kind, int line) {
+    deeper(line);
     auto e = std::make_unique<Expr>();
     e->kind = kind, e->line = line;
     return e;
   }
 
   ExprPtr parse_expression(bool allow_ternary = true) {
+    NestingScope scope(*this);
+    deeper(peek().line);
     ExprPtr value = parse_or();
     if (!allow_ternary) return value;
     while (is_name("if")) {
@@ -382,6 +404,7 @@ class Parser {
     return value;
   }
   ExprPtr parse_or() {
+    NestingScope scope(*this);
     ExprPtr left = parse_and();
     while (is_name("or")) {
       auto e = make(Expr::Kind::kOr, next().line);
@@ -392,6 +415,7 @@ class Parser {
     return left;
   }
   ExprPtr parse_and() {
+    NestingScope scope(*this);
     ExprPtr left = parse_not();
     while (is_name("and")) {
       auto e = make(Expr::Kind::kAnd, next().line);
@@ -402,6 +426,7 @@ class Parser {
     return left;
   }
   ExprPtr parse_not() {
+    NestingScope scope(*this);
     if (is_name("not")) {
       auto e = make(Expr::Kind::kNot, next().line);
       e->children.push_back(parse_not());
@@ -410,6 +435,7 @@ class Parser {
     return parse_compare();
   }
   ExprPtr parse_compare() {
+    NestingScope scope(*this);
     ExprPtr left = parse_math1();
     while (true) {
       std::string op;
@@ -435,6 +461,7 @@ class Parser {
     }
   }
   ExprPtr binary_chain(ExprPtr (Parser::*operand)(), std::initializer_list<const char*> ops) {
+    NestingScope scope(*this);
     ExprPtr left = (this->*operand)();
     while (true) {
       const char* found = nullptr;
@@ -453,6 +480,7 @@ class Parser {
   ExprPtr parse_math2() { return binary_chain(&Parser::parse_pow, {"*", "/", "//", "%"}); }
   ExprPtr parse_pow() { return binary_chain(&Parser::parse_unary, {"**"}); }
   ExprPtr parse_unary() {
+    NestingScope scope(*this);
     if (is_op("-") || is_op("+")) {
       auto e = make(Expr::Kind::kUnary, peek().line);
       e->name = next().text;
@@ -478,6 +506,7 @@ class Parser {
   }
 
   ExprPtr parse_filters(ExprPtr value) {
+    NestingScope scope(*this);
     while (true) {
       if (is_op("|")) {
         const int line = next().line;
@@ -513,6 +542,7 @@ class Parser {
   }
 
   ExprPtr parse_postfix(ExprPtr value) {
+    NestingScope scope(*this);
     while (true) {
       if (is_op(".")) {
         const int line = next().line;

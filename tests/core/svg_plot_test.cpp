@@ -19,12 +19,14 @@ TEST(SvgPlot, ReadsMetricsByKeyAndType) {
                       << R"({"type":"train","step":1,"loss":5.0})" "\n"
                       << R"({"type":"eval","step":2,"loss":9.0,"eval_loss":3.5})" "\n"
                       << R"({"type":"train","step":3,"loss":"nan"})" "\n"
+                      << R"({"type":5,"step":6,"loss":1.0})" "\n"            // not ours: skipped, no type_error
+                      << R"({"type":"train","step":"7","loss":1.0})" "\n"
                       << R"({"type":"train","step":4,"lo)";  // torn last line
   const Series train = series_from_metrics(path.string(), "loss", "train", "run");
   ASSERT_EQ(train.points.size(), 2u);  // sorted by step; the "nan" string and torn line skipped
   EXPECT_EQ(train.points[0], std::make_pair(1.0, 5.0));
   EXPECT_EQ(train.points[1], std::make_pair(2.0, 3.0));
-  EXPECT_EQ(series_from_metrics(path.string(), "loss", "", "any").points.size(), 3u);
+  EXPECT_EQ(series_from_metrics(path.string(), "loss", "", "any").points.size(), 4u);  // type 5 counts here
   EXPECT_EQ(series_from_metrics(path.string(), "eval_loss", "eval", "e").points.size(), 1u);
   std::filesystem::remove(path);
   EXPECT_THROW(series_from_metrics("/nonexistent/metrics.jsonl", "loss", "", ""), FormatError);

@@ -291,6 +291,18 @@ TEST(BpeTokenizerHostile, BadMergesVocabAndRegexNameTheKey) {
   } catch (const FormatError& e) {
     EXPECT_THAT(e.what(), HasSubstr("pre_tokenizer.pretokenizers[0].pattern"));
   }
+  // A component "type" that is not a string (found by the tokenizer_json fuzzer; was nlohmann's
+  // type_error without the file): no such component, so not a byte-level BPE.
+  std::string numeric_type = tiny_tokenizer_json("", byte_level);
+  const std::string decoder = R"("decoder": {"type": "ByteLevel"})";
+  numeric_type.replace(numeric_type.find(decoder), decoder.size(), R"("decoder": {"type": 24})");
+  try {
+    BpeTokenizer::from_files(dir.write("numeric.json", numeric_type), "");
+    FAIL();
+  } catch (const FormatError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("numeric.json"));
+    EXPECT_THAT(e.what(), HasSubstr("not a byte-level BPE"));
+  }
 }
 
 TEST(BpeTokenizerHostile, ConfigNamingAnUnknownEosIsAnError) {

@@ -238,6 +238,27 @@ TEST(ChatJinja, ErrorsNameTheTemplateLine) {
     EXPECT_THAT(e.what(), HasSubstr("line 2"));
     EXPECT_THAT(e.what(), HasSubstr("integer literal 99999999999999999999 is out of range"));
   }
+  // Nesting and recursion past the bounds are errors, not stack overflows (the chat_template fuzzer
+  // found 2000 nested '[').
+  auto error_of = [](const std::string& text) -> std::string {
+    try {
+      jinja::Template(text).render(jinja::Value::from_json("{}"));
+    } catch (const jinja::TemplateError& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_THAT(error_of("{{ " + std::string(2000, '[') + " }}"), HasSubstr("nests more than 200 levels deep"));
+  std::string chain = "{{ 1";
+  for (int i = 0; i < 100000; ++i) chain += "+1";
+  EXPECT_THAT(error_of(chain + " }}"), HasSubstr("nests more than 200 levels deep"));
+  std::string blocks;
+  for (int i = 0; i < 5000; ++i) blocks += "{% if true %}";
+  EXPECT_THAT(error_of(blocks), HasSubstr("nests more than 200 levels deep"));
+  EXPECT_THAT(error_of("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}"),
+              HasSubstr("macro 'f' calls nested more than 100 deep"));
+  std::string nested_ok = "{{ " + std::string(50, '(') + "1" + std::string(50, ')') + " }}";
+  EXPECT_EQ(jinja::Template(nested_ok).render(jinja::Value::from_json("{}")).text, "1");
   // A float literal past double is inf, as in Python.
   const std::string huge_float = std::string(400, '9') + ".0";
   EXPECT_EQ(jinja::Template("{{ " + huge_float + " > 1.0 }}").render(jinja::Value::from_json("{}")).text, "True");
