@@ -336,7 +336,8 @@ bool run_test(const std::string& name, const Value& v, const std::vector<Value>&
     if (v.kind() != Value::Kind::kInt) fail(line, "'" + name + "' test needs an integer");
     return (v.as_int() % 2 == 0) == (name == "even");
   }
-  if (name == "divisibleby") return !args.empty() && args[0].as_int() != 0 && v.as_int() % args[0].as_int() == 0;
+  if (name == "divisibleby")  // (-1 is checked first: INT64_MIN % -1 overflows)
+    return !args.empty() && args[0].as_int() != 0 && (args[0].as_int() == -1 || v.as_int() % args[0].as_int() == 0);
   if (name == "lower") return v.is_string() && change_case(v.as_string(), false) == v.as_string();
   if (name == "upper") return v.is_string() && change_case(v.as_string(), true) == v.as_string();
   if (args.empty()) fail(line, "unknown test '" + name + "'");
@@ -386,7 +387,7 @@ Value apply_filter(const std::string& name, const Value& v, const std::vector<Va
     return Value(v.as_int());
   }
   if (name == "float") return Value(v.is_string() ? std::strtod(v.as_string().c_str(), nullptr) : v.as_float());
-  if (name == "abs") return v.kind() == Value::Kind::kFloat ? Value(std::fabs(v.as_float())) : Value(static_cast<int64_t>(std::llabs(v.as_int())));
+  if (name == "abs") return v.kind() == Value::Kind::kFloat ? Value(std::fabs(v.as_float())) : Value(v.as_int() == INT64_MIN ? v.as_float() * -1 : static_cast<int64_t>(std::llabs(v.as_int())));
   if (name == "default" || name == "d") {
     const bool boolean = arg(args, kwargs, 1, "boolean").truthy();
     if (v.is_undefined() || (boolean && !v.truthy())) return arg(args, kwargs, 0, "default_value").is_undefined() ? Value("") : arg(args, kwargs, 0, "default_value");

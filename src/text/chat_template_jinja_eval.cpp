@@ -17,6 +17,10 @@
 namespace edgerazor::text::jinja {
 namespace {
 
+// The most items a range() or bytes a string repetition may make. Python makes ranges lazily and
+// has memory to spare; a chat template needs a few thousand, and a hostile one must not exhaust RAM.
+constexpr int64_t kMaxTemplateItems = int64_t{1} << 24;
+
 std::string format_float(double f) {
   if (std::isinf(f)) return f > 0 ? "inf" : "-inf";
   if (std::isnan(f)) return "nan";
@@ -236,8 +240,12 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b, int line
     }
   }
   if (op == "*" && a.is_string() && b.kind() == Value::Kind::kInt) {
+    const int64_t times = std::max<int64_t>(b.as_int(), 0);
+    if (!a.as_string().empty() && times > kMaxTemplateItems / static_cast<int64_t>(a.as_string().size()))
+      fail(line, "'" + a.as_string().substr(0, 20) + "' * " + std::to_string(times) + " would be larger than " +
+                     std::to_string(kMaxTemplateItems) + " bytes");
     std::string out;
-    for (int64_t i = 0; i < b.as_int(); ++i) out += a.as_string();
+    for (int64_t i = 0; i < times; ++i) out += a.as_string();
     return Value(std::move(out));
   }
   const auto numeric = [](const Value& v) { return v.is_number() || v.kind() == Value::Kind::kBool; };
@@ -246,10 +254,26 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b, int line
   const bool ints = a.kind() != Value::Kind::kFloat && b.kind() != Value::Kind::kFloat;
   const int64_t x = a.as_int(), y = b.as_int();
   const double fx = a.as_float(), fy = b.as_float();
-  if (op == "+") return ints ? Value(x + y) : Value(fx + fy);
-  if (op == "-") return ints ? Value(x - y) : Value(fx - fy);
-  if (op == "*") return ints ? Value(x * y) : Value(fx * fy);
-  if (op == "**") return ints && y >= 0 ? Value(static_cast<int64_t>(std::llround(std::pow(fx, fy)))) : Value(std::pow(fx, fy));
+  // Python's integers do not overflow; ours are int64, so a result past it is an error.
+  const auto overflow = [&] { fail(line, "integer overflow in " + std::to_string(x) + " " + op + " " + std::to_string(y)); };
+  if (ints && (op == "+" || op == "-" || op == "*")) {
+    int64_t r = 0;
+    const bool past = op == "+"   ? __builtin_add_overflow(x, y, &r)
+                      : op == "-" ? __builtin_sub_overflow(x, y, &r)
+                                  : __builtin_mul_overflow(x, y, &r);
+    if (past) overflow();
+    return Value(r);
+  }
+  if (op == "+") return Value(fx + fy);
+  if (op == "-") return Value(fx - fy);
+  if (op == "*") return Value(fx * fy);
+  if (op == "**") {
+    if (!ints || y < 0) return Value(std::pow(fx, fy));
+    const double p = std::pow(fx, fy);
+    if (!(std::fabs(p) < 9223372036854775807.0)) overflow();
+    return Value(static_cast<int64_t>(std::llround(p)));
+  }
+  if (ints && y == -1 && x == INT64_MIN && (op == "//" || op == "%")) overflow();
   if (fy == 0) fail(line, "division by zero");
   if (op == "/") return Value(fx / fy);
   if (op == "//") {
@@ -285,10 +309,11 @@ std::vector<int64_t> slice_indices(int64_t n, const Value& start, const Value& s
     return std::clamp<int64_t>(i, -1, n - 1);
   };
   std::vector<int64_t> out;
+  // Stepping stops before it could pass int64 (a step of 10**18 over a short list).
   if (step > 0) {
-    for (int64_t i = clamp(start, 0), e = clamp(stop, n); i < e; i += step) out.push_back(i);
+    for (int64_t i = clamp(start, 0), e = clamp(stop, n); i < e; i = e - i > step ? i + step : e) out.push_back(i);
   } else {
-    for (int64_t i = clamp(start, n - 1), e = clamp(stop, -1); i > e; i += step) out.push_back(i);
+    for (int64_t i = clamp(start, n - 1), e = clamp(stop, -1); i > e; i = i - e > -step ? i + step : e) out.push_back(i);
   }
   return out;
 }
@@ -328,8 +353,19 @@ class Renderer {
       else if (args.size() >= 2) start = args[0].as_int(), stop = args[1].as_int();
       if (args.size() >= 3) step = args[2].as_int();
       if (step == 0) throw TemplateError("range: step cannot be zero");
+      // How many items, in unsigned arithmetic that cannot overflow: Python makes them lazily, we
+      // make them all, so a range past the bound is refused rather than exhausting memory.
+      const uint64_t span = step > 0 ? (stop > start ? uint64_t(stop) - uint64_t(start) : 0)
+                                     : (start > stop ? uint64_t(start) - uint64_t(stop) : 0);
+      const uint64_t magnitude = step > 0 ? uint64_t(step) : uint64_t(0) - uint64_t(step);
+      const uint64_t count = span / magnitude + (span % magnitude != 0);
+      if (count > uint64_t(kMaxTemplateItems))
+        throw TemplateError("range(" + std::to_string(start) + ", " + std::to_string(stop) + ", " + std::to_string(step) +
+                            ") would hold " + std::to_string(count) + " items, more than " +
+                            std::to_string(kMaxTemplateItems));
       Array out;
-      for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.push_back(Value(i));
+      out.reserve(count);
+      for (uint64_t k = 0; k < count; ++k) out.push_back(Value(static_cast<int64_t>(uint64_t(start) + k * uint64_t(step))));
       return Value(std::move(out));
     }));
     const Function make_object = [](const std::vector<Value>&, const Kwargs& kwargs) -> Value {
@@ -560,7 +596,9 @@ class Renderer {
         const Value v = eval(*e.children[0]);
         if (!v.is_number()) fail(e.line, std::string("bad operand for unary ") + e.name + ": " + kind_name(v.kind()));
         if (e.name == "+") return v;
-        return v.kind() == Value::Kind::kFloat ? Value(-v.as_float()) : Value(-v.as_int());
+        if (v.kind() == Value::Kind::kFloat) return Value(-v.as_float());
+        if (v.as_int() == INT64_MIN) fail(e.line, "integer overflow in -" + std::to_string(v.as_int()));
+        return Value(-v.as_int());
       }
       case Expr::Kind::kNot: return Value(!eval(*e.children[0]).truthy());
       case Expr::Kind::kAnd: {

@@ -257,6 +257,18 @@ TEST(ChatJinja, ErrorsNameTheTemplateLine) {
   EXPECT_THAT(error_of(blocks), HasSubstr("nests more than 200 levels deep"));
   EXPECT_THAT(error_of("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}"),
               HasSubstr("macro 'f' calls nested more than 100 deep"));
+  // int64 arithmetic past its range, and ranges/repetitions past the item bound, are errors (the
+  // fuzzer found inf converted to an integer, which is undefined behaviour).
+  EXPECT_THAT(error_of("{{ 9223372036854775807 + 1 }}"), HasSubstr("integer overflow in 9223372036854775807 + 1"));
+  EXPECT_THAT(error_of("{{ 3037000500 * 3037000500 }}"), HasSubstr("integer overflow"));
+  EXPECT_THAT(error_of("{{ 2 ** 64 }}"), HasSubstr("integer overflow"));
+  EXPECT_THAT(error_of("{% for i in range(1000000000000) %}{% endfor %}"), HasSubstr("would hold 1000000000000 items"));
+  EXPECT_THAT(error_of("{{ 'ab' * 100000000000 }}"), HasSubstr("would be larger than 16777216 bytes"));
+  const auto render = [](const std::string& text) { return jinja::Template(text).render(jinja::Value::from_json("{}")).text; };
+  const std::string inf = "(" + std::string(400, '9') + ".0)";  // no exponent literals in our lexer
+  EXPECT_EQ(render("{{ (" + inf + " * 0) | int }}|{{ " + inf + " | int }}"), "0|9223372036854775807");
+  EXPECT_EQ(render("{{ [1, 2, 3][::9223372036854775807] }}{{ range(10, 0, -4) | list }}"), "[1][10, 6, 2]");
+  EXPECT_EQ(render("{{ 2 ** 62 }} {{ -7 // 2 }} {{ -7 % 3 }}"), "4611686018427387904 -4 2");
   std::string nested_ok = "{{ " + std::string(50, '(') + "1" + std::string(50, ')') + " }}";
   EXPECT_EQ(jinja::Template(nested_ok).render(jinja::Value::from_json("{}")).text, "1");
   // A float literal past double is inf, as in Python.

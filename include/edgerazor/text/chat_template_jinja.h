@@ -68,7 +68,15 @@ class Value {
   bool truthy() const;
 
   bool as_bool() const { return int_ != 0; }
-  int64_t as_int() const { return kind_ == Kind::kFloat ? static_cast<int64_t>(float_) : int_; }
+  // A float is truncated as Python's int() does; NaN is 0 and one past int64 saturates (converting
+  // it directly would be undefined behaviour).
+  int64_t as_int() const { return kind_ == Kind::kFloat ? float_to_int(float_) : int_; }
+  static int64_t float_to_int(double f) {
+    if (!(f == f)) return 0;
+    if (f >= 9223372036854775807.0) return INT64_MAX;
+    if (f <= -9223372036854775808.0) return INT64_MIN;
+    return static_cast<int64_t>(f);
+  }
   double as_float() const { return kind_ == Kind::kFloat ? float_ : static_cast<double>(int_); }
   const std::string& as_string() const { return string_; }
   Array& as_array() const { return *array_; }
