@@ -414,7 +414,9 @@ class Renderer {
         case Node::Kind::kSet: assign(node, eval(*node.expr)); break;
         case Node::Kind::kSetBlock: {
           const size_t mark = result_.text.size();
+          ++capturing_;
           render(node.body, control);
+          --capturing_;
           std::string captured = result_.text.substr(mark);
           result_.text.resize(mark);
           assign(node, Value(std::move(captured)));
@@ -424,8 +426,18 @@ class Renderer {
         case Node::Kind::kBreak: control.kind = LoopControl::Kind::kBreak; return;
         case Node::Kind::kContinue: control.kind = LoopControl::Kind::kContinue; return;
         case Node::Kind::kGeneration: {
+          // Spans are byte ranges of the final text: text captured by a macro or {% set %} block
+          // moves (or vanishes) afterwards, so a span there would point at the wrong bytes.
+          if (capturing_ > 0)
+            fail(node.line, "a {% generation %} block inside a macro or a {% set %} block is not supported");
+          if (in_generation_) {  // nested: the outer block's span covers it
+            render(node.body, control);
+            break;
+          }
           const size_t begin = result_.text.size();
+          in_generation_ = true;
           render(node.body, control);
+          in_generation_ = false;
           result_.generation_spans.emplace_back(begin, result_.text.size());
           break;
         }
@@ -510,7 +522,9 @@ class Renderer {
       frames_.push_back(std::move(frame));
       const size_t mark = result_.text.size();
       LoopControl control;
+      ++capturing_;
       render(macro->body, control);
+      --capturing_;
       std::string out = result_.text.substr(mark);
       result_.text.resize(mark);
       frames_.pop_back();
@@ -645,6 +659,8 @@ class Renderer {
   std::vector<Frame> frames_;
   static constexpr int kMaxMacroDepth = 100;
   int macro_depth_ = 0;  // macro calls in progress
+  int capturing_ = 0;     // macro bodies and {% set %} blocks being rendered (their text moves)
+  bool in_generation_ = false;
 };
 
 }  // namespace

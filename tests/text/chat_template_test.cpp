@@ -143,6 +143,27 @@ TEST(ChatSpans, GenerationBlocksGiveExactSpans) {
   EXPECT_EQ(span_text(chat, 1), "w!");
 }
 
+TEST(ChatSpans, NestedBlocksGiveTheOuterSpanAndCapturedBlocksAreRefused) {
+  // Nested blocks once gave overlapping spans out of order (found by the chat_template fuzzer).
+  const ChatTemplate nested("{% for m in messages %}{% generation %}[{% generation %}{{ m.content }}{% endgeneration %}]"
+                            "{% endgeneration %}{% endfor %}");
+  const RenderedChat chat = render_chat(nested, {{"user", "x"}, {"assistant", "y"}}, false);
+  ASSERT_EQ(chat.assistant_spans.size(), 2u);
+  EXPECT_EQ(span_text(chat, 0), "[x]");
+  EXPECT_EQ(span_text(chat, 1), "[y]");
+  // Text a macro or {% set %} block captures moves afterwards: a span there would be wrong.
+  for (const std::string& source : {std::string("{% macro m() %}{% generation %}x{% endgeneration %}{% endmacro %}{{ m() }}"),
+                                    std::string("{% set y %}{% generation %}x{% endgeneration %}{% endset %}{{ y }}")}) {
+    const ChatTemplate captured(source);
+    try {
+      render_chat(captured, {{"user", "x"}}, false);
+      FAIL() << source;
+    } catch (const jinja::TemplateError& e) {
+      EXPECT_THAT(e.what(), HasSubstr("inside a macro or a {% set %} block is not supported"));
+    }
+  }
+}
+
 TEST(ChatSpans, AssistantTextTheTemplateDropsIsAnError) {
   const ChatTemplate t("{% for m in messages %}{{ m.role }}{% endfor %}");
   EXPECT_THROW(render_chat(t, {{"user", "x"}, {"assistant", "never shown"}}, false), jinja::TemplateError);
