@@ -49,13 +49,6 @@ void write_text(const fs::path& path, const std::string& text) {
   if (!out) throw FormatError(path.string(), "write failed: " + files::write_error_reason());
 }
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FormatError(path.string(), "cannot open");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::string step_name(int64_t step) { return "step_" + std::to_string(step); }
 
@@ -158,7 +151,7 @@ TrainerState read_trainer_state(const std::string& checkpoint_dir) {
   const fs::path path = fs::path(checkpoint_dir) / "trainer_state" / "state.json";
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_text(path));
+    j = nlohmann::json::parse(read_checkpoint_text(path.string()));
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(path.string(), std::string("not valid JSON: ") + e.what());
   }

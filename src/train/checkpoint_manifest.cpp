@@ -57,15 +57,15 @@ std::string hex64(uint64_t v) {
   return s;
 }
 
-std::string read_manifest(const fs::path& path) {
+}  // namespace
+
+std::string read_checkpoint_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw FormatError(path.string(), "cannot open");
+  if (!in) throw FormatError(path, "cannot open");
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
 }
-
-}  // namespace
 
 std::string file_checksum(const std::string& path, uint64_t& bytes) { return hex64(file_hash(path, bytes)); }
 
@@ -93,7 +93,7 @@ void verify_checkpoint(const std::string& checkpoint_dir) {
   if (!fs::exists(manifest_path)) return;  // written before manifests existed: DONE is all we have
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_manifest(manifest_path));
+    j = nlohmann::json::parse(read_checkpoint_text(manifest_path.string()));
     if (j.value("format", "") != "edgerazor-checkpoint-manifest" || !j.at("files").is_object())
       throw FormatError(manifest_path.string(), "not an edgerazor checkpoint manifest");
   } catch (const nlohmann::json::exception& e) {

@@ -20,4 +20,7 @@ void verify_checkpoint(const std::string& checkpoint_dir);
 // The checksum verify_checkpoint compares (16 hex digits); bytes receives the file's size.
 std::string file_checksum(const std::string& path, uint64_t& bytes);
 
+// A checkpoint's small text file (manifest.json, state.json) whole; FormatError when it cannot open.
+std::string read_checkpoint_text(const std::string& path);
+
 }  // namespace edgerazor::train
