@@ -21,17 +21,35 @@ namespace {
 // has memory to spare; a chat template needs a few thousand, and a hostile one must not exhaust RAM.
 constexpr int64_t kMaxTemplateItems = int64_t{1} << 24;
 
+// Python's repr(float): the shortest digits that read back as f, written positionally when the
+// decimal exponent is in [-4, 16) ("1000.0", "0.0001") and as "1e+16" / "1.5e-05" otherwise.
 std::string format_float(double f) {
   if (std::isinf(f)) return f > 0 ? "inf" : "-inf";
   if (std::isnan(f)) return "nan";
   char buf[64];
-  for (int precision = 1; precision <= 17; ++precision) {  // shortest repr that round-trips
-    std::snprintf(buf, sizeof(buf), "%.*g", precision, f);
+  for (int precision = 0; precision <= 16; ++precision) {  // d.ddd...e±XX with the fewest digits
+    std::snprintf(buf, sizeof(buf), "%.*e", precision, f);
     if (std::strtod(buf, nullptr) == f) break;
   }
-  std::string s = buf;
-  if (s.find_first_of(".e") == std::string::npos) s += ".0";
-  return s;
+  const std::string sci = buf;
+  const size_t e = sci.find('e');
+  const int exponent = std::atoi(sci.c_str() + e + 1);
+  const bool negative = sci[0] == '-';
+  std::string digits;
+  for (size_t i = negative ? 1 : 0; i < e; ++i)
+    if (sci[i] != '.') digits += sci[i];
+  std::string out = negative ? "-" : "";
+  if (exponent < -4 || exponent >= 16) {
+    out += digits.substr(0, 1);
+    if (digits.size() > 1) out += "." + digits.substr(1);
+    char exp[8];
+    std::snprintf(exp, sizeof(exp), "e%c%02d", exponent < 0 ? '-' : '+', std::abs(exponent));
+    return out + exp;
+  }
+  if (exponent < 0) return out + "0." + std::string(static_cast<size_t>(-exponent - 1), '0') + digits;
+  const size_t point = static_cast<size_t>(exponent) + 1;
+  if (digits.size() <= point) return out + digits + std::string(point - digits.size(), '0') + ".0";
+  return out + digits.substr(0, point) + "." + digits.substr(point);
 }
 
 std::string python_repr(const Value& v) {

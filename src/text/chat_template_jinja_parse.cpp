@@ -137,7 +137,17 @@ std::vector<Token> lex(const std::string& src) {
         if (k + 1 < src.size() && src[k] == '.' && std::isdigit(static_cast<unsigned char>(src[k + 1]))) {
           is_float = true;
           ++k;
-          while (k < src.size() && std::isdigit(static_cast<unsigned char>(src[k]))) ++k;
+          while (k < src.size() && (std::isdigit(static_cast<unsigned char>(src[k])) || src[k] == '_')) ++k;
+        }
+        // An exponent, as Jinja's float_re has it: 1e5, 2.5E-3 (a float even without a '.').
+        if (k < src.size() && (src[k] == 'e' || src[k] == 'E')) {
+          size_t digits = k + 1;
+          if (digits < src.size() && (src[digits] == '+' || src[digits] == '-')) ++digits;
+          if (digits < src.size() && std::isdigit(static_cast<unsigned char>(src[digits]))) {
+            is_float = true;
+            k = digits;
+            while (k < src.size() && (std::isdigit(static_cast<unsigned char>(src[k])) || src[k] == '_')) ++k;
+          }
         }
         std::string number = src.substr(i, k - i);
         number.erase(std::remove(number.begin(), number.end(), '_'), number.end());

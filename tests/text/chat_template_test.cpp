@@ -292,6 +292,13 @@ TEST(ChatJinja, ErrorsNameTheTemplateLine) {
   EXPECT_EQ(render("{{ 2 ** 62 }} {{ -7 // 2 }} {{ -7 % 3 }}"), "4611686018427387904 -4 2");
   std::string nested_ok = "{{ " + std::string(50, '(') + "1" + std::string(50, ')') + " }}";
   EXPECT_EQ(jinja::Template(nested_ok).render(jinja::Value::from_json("{}")).text, "1");
+  // Exponent literals, as Jinja lexes them; one past double is inf, as in Python.
+  EXPECT_EQ(render("{{ 1e3 }} {{ 2.5E-1 }} {{ 1_0.5e+1 }} {{ 1e999 > 1.0 }}"), "1000.0 0.25 105.0 True");
+  // Floats print as Python's repr (these strings are jinja2 3.1.6's output for the same template).
+  EXPECT_EQ(render("{{ 1e16 }} {{ 1.5e-5 }} {{ 0.0001 }} {{ 0.00001 }} {{ 123456789012345.6 }} {{ 1234567890123456.7 }} "
+                   "{{ -0.5 }} {{ 0.1 + 0.2 }} {{ 5e-324 }} {{ 1.7976931348623157e308 }} {{ 100.0 }} {{ 0.0 }} {{ -0.0 }}"),
+            "1e+16 1.5e-05 0.0001 1e-05 123456789012345.6 1234567890123456.8 -0.5 0.30000000000000004 5e-324 "
+            "1.7976931348623157e+308 100.0 0.0 -0.0");
   // A float literal past double is inf, as in Python.
   const std::string huge_float = std::string(400, '9') + ".0";
   EXPECT_EQ(jinja::Template("{{ " + huge_float + " > 1.0 }}").render(jinja::Value::from_json("{}")).text, "True");
