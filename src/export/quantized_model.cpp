@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 
 #include "edgerazor/config/quant_functions.h"
 #include "edgerazor/config/quant_presets.h"
@@ -17,6 +16,7 @@
 #include "edgerazor/io/hf_model.h"
 #include "edgerazor/quant/inject.h"
 #include "edgerazor/quant/weight_quantizer.h"
+#include "edgerazor/train/checkpoint.h"
 
 namespace edgerazor::exporter {
 namespace fs = std::filesystem;
@@ -26,11 +26,8 @@ namespace {
 constexpr const char* kQuantYaml = "quantization.yaml";
 
 bool is_complete_step(const fs::path& dir) {
-  static const std::regex step(R"(step_(\d{1,18}))");
-  return fs::is_directory(dir) && std::regex_match(dir.filename().string(), step) && fs::exists(dir / "DONE");
+  return fs::is_directory(dir) && train::checkpoint_folder_step(dir.filename().string()) >= 0 && fs::exists(dir / "DONE");
 }
-
-int64_t step_number(const fs::path& dir) { return std::stoll(dir.filename().string().substr(5)); }
 
 bool has_tokenizer(const fs::path& dir) {
   return fs::exists(dir / "tokenizer.json") || fs::exists(dir / "tokenizer.model");
@@ -56,11 +53,9 @@ fs::path pick_checkpoint(const fs::path& run, const std::string& wanted) {
     if (target.is_relative()) target = ckpts / target;
     if (is_complete_step(target)) return target;
   }
-  fs::path best;
-  for (const auto& e : fs::directory_iterator(ckpts))
-    if (is_complete_step(e.path()) && (best.empty() || step_number(e.path()) > step_number(best))) best = e.path();
-  if (best.empty()) throw ConfigError("", 0, 0, "SOURCE", "run " + run.string() + " has no complete checkpoint (step_N with DONE)");
-  return best;
+  const auto newest = train::latest_checkpoint(run.string());
+  if (!newest) throw ConfigError("", 0, 0, "SOURCE", "run " + run.string() + " has no complete checkpoint (step_N with DONE)");
+  return newest->path;
 }
 
 }  // namespace

@@ -49,27 +49,26 @@ void write_text(const fs::path& path, const std::string& text) {
   if (!out) throw FormatError(path.string(), "write failed: " + files::write_error_reason());
 }
 
-
 std::string step_name(int64_t step) { return "step_" + std::to_string(step); }
 
-// step_<digits> -> digits; -1 for anything else.
-int64_t parse_step(const std::string& name) {
+
+at::Generator cpu_generator() { return at::detail::getDefaultCPUGenerator(); }
+
+}  // namespace
+
+int64_t checkpoint_folder_step(const std::string& name) {
   if (name.rfind("step_", 0) != 0 || name.size() == 5 || name.size() > 5 + 18) return -1;  // 18 digits fit int64
   for (size_t i = 5; i < name.size(); ++i)
     if (!std::isdigit(static_cast<unsigned char>(name[i]))) return -1;
   return std::stoll(name.substr(5));
 }
 
-at::Generator cpu_generator() { return at::detail::getDefaultCPUGenerator(); }
-
-}  // namespace
-
 std::vector<CheckpointInfo> list_checkpoints(const std::string& run_dir) {
   std::vector<CheckpointInfo> out;
   const fs::path root = fs::path(run_dir) / "checkpoints";
   if (!fs::is_directory(root)) return out;
   for (const auto& e : fs::directory_iterator(root)) {
-    const int64_t step = parse_step(e.path().filename().string());
+    const int64_t step = checkpoint_folder_step(e.path().filename().string());
     if (step < 0 || !e.is_directory() || !fs::exists(e.path() / "DONE")) continue;
     out.push_back({e.path().string(), step});
   }
@@ -141,7 +140,7 @@ std::string save_checkpoint(const std::string& run_dir, const model::CausalLMImp
     fs::remove_all(complete[i].path);
   for (const auto& e : fs::directory_iterator(root)) {
     const std::string name = e.path().filename().string();
-    if (name.rfind(".tmp_", 0) == 0 || (parse_step(name) >= 0 && !fs::exists(e.path() / "DONE")))
+    if (name.rfind(".tmp_", 0) == 0 || (checkpoint_folder_step(name) >= 0 && !fs::exists(e.path() / "DONE")))
       fs::remove_all(e.path());
   }
   return final_dir.string();
@@ -180,7 +179,7 @@ TrainerState load_checkpoint(const std::string& checkpoint_dir, model::CausalLMI
   const fs::path dir(checkpoint_dir);
   verify_checkpoint(checkpoint_dir);
   TrainerState state = read_trainer_state(checkpoint_dir);
-  const int64_t folder_step = parse_step(dir.filename().string());
+  const int64_t folder_step = checkpoint_folder_step(dir.filename().string());
   if (folder_step >= 0 && state.step != folder_step)
     throw FormatError((dir / "trainer_state" / "state.json").string(),
                       "step " + std::to_string(state.step) + " does not match the folder " + dir.filename().string());

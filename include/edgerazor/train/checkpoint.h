@@ -64,6 +64,10 @@ std::string save_checkpoint(const std::string& run_dir, const model::CausalLMImp
                             const torch::optim::Optimizer& optimizer, const TrainerState& state,
                             const CheckpointContents& contents, int64_t keep_last);
 
+// The step of a checkpoint folder's name ("step_200" -> 200); -1 for any other name, or for more
+// than 18 digits (past int64).
+int64_t checkpoint_folder_step(const std::string& folder_name);
+
 // Complete checkpoints (DONE present), oldest first.
 std::vector<CheckpointInfo> list_checkpoints(const std::string& run_dir);
 std::optional<CheckpointInfo> latest_checkpoint(const std::string& run_dir);
