@@ -430,16 +430,7 @@ class Renderer {
         }
         case Node::Kind::kFor: render_for(node, control); break;
         case Node::Kind::kSet: assign(node, eval(*node.expr)); break;
-        case Node::Kind::kSetBlock: {
-          const size_t mark = result_.text.size();
-          ++capturing_;
-          render(node.body, control);
-          --capturing_;
-          std::string captured = result_.text.substr(mark);
-          result_.text.resize(mark);
-          assign(node, Value(std::move(captured)));
-          break;
-        }
+        case Node::Kind::kSetBlock: assign(node, Value(render_captured(node.body, control))); break;
         case Node::Kind::kMacro: define_macro(node); break;
         case Node::Kind::kBreak: control.kind = LoopControl::Kind::kBreak; return;
         case Node::Kind::kContinue: control.kind = LoopControl::Kind::kContinue; return;
@@ -522,6 +513,18 @@ class Renderer {
     }
   }
 
+  // Renders body into a string of its own (a macro's result, a {% set %} block's value) rather than
+  // into the output.
+  std::string render_captured(const Body& body, LoopControl& control) {
+    const size_t mark = result_.text.size();
+    ++capturing_;
+    render(body, control);
+    --capturing_;
+    std::string captured = result_.text.substr(mark);
+    result_.text.resize(mark);
+    return captured;
+  }
+
   void define_macro(const Node& node) {
     const Node* macro = &node;
     frames_.back()[node.targets[0]] = Value(Function([this, macro](const std::vector<Value>& args, const Kwargs& kwargs) {
@@ -538,13 +541,8 @@ class Renderer {
         frame[macro->params[k].first] = v;
       }
       frames_.push_back(std::move(frame));
-      const size_t mark = result_.text.size();
       LoopControl control;
-      ++capturing_;
-      render(macro->body, control);
-      --capturing_;
-      std::string out = result_.text.substr(mark);
-      result_.text.resize(mark);
+      std::string out = render_captured(macro->body, control);
       frames_.pop_back();
       return Value(std::move(out));
     }));
