@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -158,6 +159,25 @@ void require_regular_file(const std::string& path, const std::string& what) {
                      : S_ISFIFO(st.st_mode) ? "a pipe"
                                             : "not a plain file";
   throw FormatError(path, what + " must be a regular file, this is " + std::string(kind));
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  track_temporary(tmp);
+  std::string reason;
+  std::FILE* out = std::fopen(tmp.c_str(), "wb");
+  bool ok = out != nullptr;
+  ok = ok && std::fwrite(text.data(), 1, text.size(), out) == text.size();
+  ok = ok && std::fflush(out) == 0 && ::fsync(::fileno(out)) == 0;
+  if (!ok) reason = write_error_reason();
+  if (out != nullptr && std::fclose(out) != 0 && reason.empty()) reason = write_error_reason();
+  if (reason.empty() && std::rename(tmp.c_str(), path.c_str()) != 0) reason = write_error_reason();
+  if (!reason.empty()) {
+    std::remove(tmp.c_str());
+    untrack_temporary(tmp);
+    throw FormatError(path, "cannot write: " + reason);
+  }
+  untrack_temporary(tmp);
 }
 
 }  // namespace edgerazor::files

@@ -63,10 +63,11 @@ struct Node {
 
 struct TemplateProgram {
   Body body;
+  bool strict_undefined = false;
   bool has_generation = false;
 };
 
 // chat_template_jinja_parse.cpp
-std::shared_ptr<TemplateProgram> parse_template(const std::string& source);
+std::shared_ptr<TemplateProgram> parse_template(const std::string& source, const TemplateOptions& options);
 
 }  // namespace edgerazor::text::jinja

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "chat_template_jinja_builtins.h"
+#include "edgerazor/text/python_regex.h"
 #include "edgerazor/text/unicode.h"
 
 namespace edgerazor::text::jinja {
@@ -367,6 +368,15 @@ Value apply_filter(const std::string& name, const Value& v, const std::vector<Va
     return Value(v.to_json(indent.is_number() ? static_cast<int>(indent.as_int()) : -1));
   }
   if (name == "trim") return Value(strip_chars(v.str(), arg(args, kwargs, 0, "chars"), true, true));
+  if (name == "regex_replace") {  // lm-evaluation-harness's filter: re.sub(pattern, repl, value, count)
+    const Value pattern = arg(args, kwargs, 0, "pattern"), repl = arg(args, kwargs, 1, "repl"), count = arg(args, kwargs, 2, "count");
+    if (!pattern.is_string() || !repl.is_string()) fail(line, "regex_replace needs a pattern and a replacement string");
+    try {
+      return Value(PythonRegex(pattern.as_string()).sub(repl.as_string(), v.str(), count.is_number() ? static_cast<size_t>(std::max<int64_t>(0, count.as_int())) : 0));
+    } catch (const std::invalid_argument& e) {
+      fail(line, e.what());
+    }
+  }
   if (name == "upper" || name == "lower") return Value(change_case(v.str(), name == "upper"));
   if (name == "title") return Value(title_case(v.str()));
   if (name == "capitalize") {

@@ -345,7 +345,8 @@ struct LoopControl {
 
 class Renderer {
  public:
-  Renderer(const Value& context, RenderResult& result) : result_(result) {
+  Renderer(const Value& context, RenderResult& result, bool strict_undefined)
+      : result_(result), strict_undefined_(strict_undefined) {
     frames_.emplace_back();
     install_globals();
     if (context.is_object())
@@ -415,7 +416,7 @@ class Renderer {
       if (control.kind != LoopControl::Kind::kNone) return;
       switch (node.kind) {
         case Node::Kind::kText: result_.text += node.text; break;
-        case Node::Kind::kOutput: result_.text += eval(*node.expr).str(); break;
+        case Node::Kind::kOutput: result_.text += defined(eval(*node.expr), *node.expr).str(); break;
         case Node::Kind::kIf: {
           bool taken = false;
           for (const auto& branch : node.branches) {
@@ -556,9 +557,9 @@ class Renderer {
     switch (e.kind) {
       case Expr::Kind::kLiteral: return e.literal;
       case Expr::Kind::kName: return lookup(e.name);
-      case Expr::Kind::kAttr: return attribute(eval(*e.children[0]), e.name);
+      case Expr::Kind::kAttr: return attribute(defined(eval(*e.children[0]), *e.children[0]), e.name);
       case Expr::Kind::kIndex: {
-        const Value obj = eval(*e.children[0]);
+        const Value obj = defined(eval(*e.children[0]), *e.children[0]);
         const Value key = eval(*e.children[1]);
         if (obj.is_array() && key.is_number()) {
           const int64_t n = static_cast<int64_t>(obj.as_array().size()), i = normalize_index(key.as_int(), n);
@@ -671,7 +672,17 @@ class Renderer {
     fail(e.line, "bad expression");
   }
 
+  // StrictUndefined: an undefined value may be tested or defaulted, not printed or looked into.
+  const Value& defined(const Value& v, const Expr& e) const {
+    if (strict_undefined_ && v.is_undefined())
+      fail(e.line, (e.kind == Expr::Kind::kName ? "'" + e.name + "'"
+                    : e.kind == Expr::Kind::kAttr ? "attribute '" + e.name + "'"
+                                                  : std::string("a value")) + " is undefined");
+    return v;
+  }
+
   RenderResult& result_;
+  bool strict_undefined_ = false;
   std::vector<Frame> frames_;
   static constexpr int kMaxMacroDepth = 100;
   int macro_depth_ = 0;  // macro calls in progress
@@ -684,14 +695,15 @@ class Renderer {
 // ---------------------------------------------------------------------------------------------
 // Template
 
-Template::Template(const std::string& source) : program_(parse_template(source)) {}
+Template::Template(const std::string& source, const TemplateOptions& options)
+    : program_(parse_template(source, options)) {}
 Template::~Template() = default;
 Template::Template(Template&&) noexcept = default;
 Template& Template::operator=(Template&&) noexcept = default;
 
 RenderResult Template::render(const Value& context) const {
   RenderResult result;
-  Renderer(context, result).run(program_->body);
+  Renderer(context, result, program_->strict_undefined).run(program_->body);
   return result;
 }
 

@@ -16,10 +16,11 @@ namespace {
   throw TemplateError("chat template line " + std::to_string(line) + ": " + message);
 }
 
-// What transformers' Jinja environment (trim_blocks, lstrip_blocks, keep_trailing_newline off)
-// does before lexing, written the way @huggingface/jinja does it.
-std::string preprocess(std::string src) {
-  if (!src.empty() && src.back() == '\n') src.pop_back();
+// What the Jinja environment (transformers': trim_blocks, lstrip_blocks, keep_trailing_newline
+// off) does before lexing, written the way @huggingface/jinja does it.
+std::string preprocess(std::string src, const TemplateOptions& options) {
+  if (!options.keep_trailing_newline && !src.empty() && src.back() == '\n') src.pop_back();
+  if (!options.lstrip_blocks && !options.trim_blocks) return src;
   std::string out;
   out.reserve(src.size());
   // lstrip_blocks: spaces/tabs from a line start up to a block or comment tag.
@@ -29,7 +30,7 @@ std::string preprocess(std::string src) {
       std::string_view line(src.data() + line_start, i - line_start);
       size_t k = 0;
       while (k < line.size() && (line[k] == ' ' || line[k] == '\t')) ++k;
-      if (k + 1 < line.size() && line[k] == '{' && (line[k + 1] == '%' || line[k + 1] == '#' || line[k + 1] == '-'))
+      if (options.lstrip_blocks && k + 1 < line.size() && line[k] == '{' && (line[k + 1] == '%' || line[k + 1] == '#' || line[k + 1] == '-'))
         line.remove_prefix(k);
       out.append(line);
       if (i < src.size()) out += '\n';
@@ -41,7 +42,7 @@ std::string preprocess(std::string src) {
   trimmed.reserve(out.size());
   for (size_t i = 0; i < out.size(); ++i) {
     trimmed += out[i];
-    if (out[i] == '}' && i > 0 && (out[i - 1] == '%' || out[i - 1] == '#' || out[i - 1] == '-') &&
+    if (options.trim_blocks && out[i] == '}' && i > 0 && (out[i - 1] == '%' || out[i - 1] == '#' || out[i - 1] == '-') &&
         i + 1 < out.size() && out[i + 1] == '\n')
       ++i;
   }
@@ -682,8 +683,10 @@ class Parser {
 
 }  // namespace
 
-std::shared_ptr<TemplateProgram> parse_template(const std::string& source) {
-  return Parser(lex(preprocess(source))).parse();
+std::shared_ptr<TemplateProgram> parse_template(const std::string& source, const TemplateOptions& options) {
+  auto program = Parser(lex(preprocess(source, options))).parse();
+  program->strict_undefined = options.strict_undefined;
+  return program;
 }
 
 }  // namespace edgerazor::text::jinja

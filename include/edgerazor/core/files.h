@@ -42,4 +42,8 @@ std::vector<std::string> model_folder_inputs(const std::string& dir);
 // and "cannot open" when it does not exist.
 void require_regular_file(const std::string& path, const std::string& what);
 
+// Writes `text` to <path>.tmp (tracked), syncs it and renames it over `path`: a reader sees the
+// old file or the whole new one. FormatError naming the path and the reason on failure.
+void write_text_atomically(const std::string& path, const std::string& text);
+
 }  // namespace edgerazor::files

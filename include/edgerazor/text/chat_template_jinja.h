@@ -110,10 +110,22 @@ struct RenderResult {
 
 struct TemplateProgram;  // parsed form (private)
 
+// The Jinja environment a template is compiled in. The defaults are transformers' chat template
+// environment; lm-evaluation-harness renders task prompts (doc_to_text, ...) with Jinja's own
+// defaults plus keep_trailing_newline and StrictUndefined (lm_eval.utils.apply_template).
+struct TemplateOptions {
+  bool trim_blocks = true;
+  bool lstrip_blocks = true;
+  bool keep_trailing_newline = false;
+  // Printing an undefined name, or taking an attribute/item of one, is an error naming it
+  // (`is defined` and `| default` still work), as with jinja2.StrictUndefined.
+  bool strict_undefined = false;
+};
+
 class Template {
  public:
   // Parses once; throws TemplateError "chat template line N: ..." on syntax errors.
-  explicit Template(const std::string& source);
+  explicit Template(const std::string& source, const TemplateOptions& options = {});
   ~Template();
   Template(Template&&) noexcept;
   Template& operator=(Template&&) noexcept;
