@@ -68,7 +68,8 @@ int main(int argc, char** argv) {
     std::string output, add_bos = "auto";
     int64_t limit = 0, num_fewshot = -1, max_length = 0, bootstrap_iters = 100000;
     uint64_t fewshot_seed = 1234;
-    bool log_samples = false, apply_chat_template = false, fewshot_as_multiturn = false;
+    bool log_samples = false, apply_chat_template = false;
+    std::string multiturn = "auto";
     auto* tasks = app.add_option("--tasks", task_files, "lm-evaluation-harness task YAML files (comma-separated)")->delimiter(',');
     app.add_option("--limit", limit, "tasks: only the first N documents of each task")->check(edgerazor::cli::kNonNegative);
     app.add_option("--num-fewshot", num_fewshot, "tasks: few-shot examples per prompt (overrides the task files)")->check(edgerazor::cli::kNonNegative);
@@ -79,7 +80,8 @@ int main(int argc, char** argv) {
     app.add_option("--output", output, "tasks: results JSON file, or a folder for results.json and samples_TASK.jsonl");
     app.add_flag("--log-samples", log_samples, "tasks: also write each document's prompts, responses and metrics");
     app.add_flag("--apply-chat-template", apply_chat_template, "tasks: render prompts with the model's chat template");
-    app.add_flag("--fewshot-as-multiturn", fewshot_as_multiturn, "tasks: few-shot examples as separate chat turns");
+    app.add_option("--fewshot-as-multiturn", multiturn, "tasks: few-shot examples as separate chat turns (auto: yes under --apply-chat-template, as lm-eval)")
+        ->check(CLI::IsMember({"auto", "true", "false"}));
     text->excludes(tokens);
     tasks->excludes(text)->excludes(tokens);
     if (auto done = edgerazor::cli::parse_flags(app, argc, argv)) return *done;
@@ -88,7 +90,7 @@ int main(int argc, char** argv) {
     if (task_files.empty() && (!output.empty() || log_samples || apply_chat_template || limit > 0))
       throw edgerazor::ConfigError("", 0, 0, "--tasks", "--output, --log-samples, --apply-chat-template and --limit apply to --tasks");
     if (log_samples && output.empty()) throw edgerazor::ConfigError("", 0, 0, "--log-samples", "needs --output (where the samples go)");
-    if (fewshot_as_multiturn && !apply_chat_template) throw edgerazor::ConfigError("", 0, 0, "--fewshot-as-multiturn", "needs --apply-chat-template");
+    if (multiturn == "true" && !apply_chat_template) throw edgerazor::ConfigError("", 0, 0, "--fewshot-as-multiturn", "needs --apply-chat-template");
     // Task files are read before the model loads, so a broken one fails at once.
     std::vector<edgerazor::eval::TaskConfig> task_configs;
     for (const auto& f : task_files) task_configs.push_back(edgerazor::eval::load_task_config(f));
@@ -121,7 +123,7 @@ int main(int argc, char** argv) {
       eo.fewshot_seed = fewshot_seed;
       eo.bootstrap_iters = bootstrap_iters;
       eo.log_samples = log_samples;
-      eo.fewshot_as_multiturn = fewshot_as_multiturn;
+      eo.fewshot_as_multiturn = apply_chat_template && multiturn != "false";
       if (apply_chat_template) eo.chat = edgerazor::eval::chat_formatter(edgerazor::text::ChatTemplate::from_model_dir(source.tokenizer_dir));
       std::optional<edgerazor::Progress> bar;
       if (!quiet)

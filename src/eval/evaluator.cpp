@@ -205,7 +205,7 @@ EvaluationOutput evaluate_tasks(LanguageModel& model, const std::vector<TaskConf
           const std::string& response = generated[w.first_request];
           const std::string prediction = apply_filter(filter, {response});
           arguments["gen_args_0"] = {{"arg_0", w.context},
-                                     {"arg_1", {{"until", task.generation->until}, {"max_gen_toks", task.generation->max_gen_toks}, {"do_sample", false}, {"temperature", 0.0}}}};
+                                     {"arg_1", task.dumped["generation_kwargs"]}};
           resps.push_back(json::array({response}));
           filtered.push_back(prediction);
           for (size_t m = 0; m < task.metrics.size(); ++m) {

@@ -449,7 +449,12 @@ TaskConfig load_task_config(const std::string& yaml_file) {
   }
   d["metric_list"] = metrics;
   d["output_type"] = t.output_type;
-  if (t.generation) d["generation_kwargs"] = {{"until", t.generation->until}, {"max_gen_toks", t.generation->max_gen_toks}, {"do_sample", false}, {"temperature", 0.0}};
+  if (t.generation) {  // as written, with lm-eval's defaults where keys are missing
+    json g = raw.contains("generation_kwargs") && raw["generation_kwargs"].is_object() ? raw["generation_kwargs"] : json::object();
+    if (!g.contains("until")) g["until"] = t.generation->until;
+    if (!raw.contains("generation_kwargs") || raw["generation_kwargs"].is_null()) g = {{"temperature", 0.0}, {"do_sample", false}, {"max_gen_toks", 256}, {"until", t.generation->until}};
+    d["generation_kwargs"] = g;
+  }
   d["repeats"] = 1;
   if (raw.contains("filter_list")) d["filter_list"] = raw["filter_list"];
   if (t.gen_prefix) d["gen_prefix"] = *t.gen_prefix;
