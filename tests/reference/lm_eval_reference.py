@@ -2,12 +2,12 @@
 
     python lm_eval_reference.py request.json response.json
 
-request:  {"models": [model_dir, ...], "tasks": [task.yaml, ...], "tiny_qwen3": {"dir": d, "tokenizer_dir": t},
-           "batch_size": 8}
+request:  {"runs": [{"model": dir, "apply_chat_template": false, "limit": null}, ...], "tasks": [task.yaml, ...],
+           "tiny_qwen3": {"dir": d, "tokenizer_dir": t}, "batch_size": 8}
           tiny_qwen3 (optional): first builds a small random Qwen3 with transformers in `dir`, with
           the real Qwen3 tokenizer files from tokenizer_dir copied beside it.
-response: {"models": {model_dir: {task: {"results": {...}, "samples": [{"doc_id", "filter",
-           "resps", "filtered_resps", metric: value, ...}]}}}}
+response: {"runs": [{task: {"results": {...}, "samples": [{"doc_id", "filter", "arguments", "resps",
+           "filtered_resps", "target", metric: value, ...}]}}]}   (one per run, in order)
 """
 import json
 import os
@@ -47,21 +47,26 @@ def main(request_path, response_path):
             for line in f:
                 if line.startswith("task:"):
                     names.append(line.split(":", 1)[1].strip())
-    response = {"models": {}}
-    for model_dir in request["models"]:
-        out = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={model_dir},dtype=float32", tasks=names,
+    response = {"runs": []}
+    for run in request["runs"]:
+        chat = bool(run.get("apply_chat_template"))
+        out = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={run['model']},dtype=float32", tasks=names,
                                       device="cpu", batch_size=request.get("batch_size", 8), log_samples=True,
-                                      task_manager=manager, limit=request.get("limit"))
+                                      task_manager=manager, limit=run.get("limit"), apply_chat_template=chat,
+                                      fewshot_as_multiturn=chat)
         per_task = {}
         for name in names:
             samples = []
             for s in out["samples"][name]:
                 keep = {k: s[k] for k in ("doc_id", "filter", "resps", "filtered_resps", "target")}
+                args = s["arguments"]  # a list of argument tuples in memory; the log file's form:
+                keep["arguments"] = args if isinstance(args, dict) else {
+                    f"gen_args_{i}": {f"arg_{j}": a for j, a in enumerate(arg)} for i, arg in enumerate(args)}
                 for metric in s["metrics"]:
                     keep[metric] = s[metric]
                 samples.append(keep)
             per_task[name] = {"results": out["results"][name], "samples": samples}
-        response["models"][model_dir] = per_task
+        response["runs"].append(per_task)
     with open(response_path, "w", encoding="utf-8") as f:
         json.dump(response, f, ensure_ascii=False, default=str)
 
