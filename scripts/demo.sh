@@ -333,6 +333,16 @@ for q in "${QUANTS[@]}"; do
   done_note
 done
 
+# Downstream tasks in lm-evaluation-harness's format, built from the validation text: a cloze
+# (pick a story's true next sentence among sentences of other stories), next-word generation
+# (exact match) and rolling perplexity (scripts/make_story_tasks.py).
+TASK_DOCS=$(( QUICK ? 40 : 200 ))
+if [[ ! -s $OUT/tasks/story_cloze.yaml ]]; then
+  python3 "$ROOT/scripts/make_story_tasks.py" "$VALID_TXT" "$OUT/tasks" --docs "$TASK_DOCS" >/dev/null ||
+    die "could not build the task files (scripts/make_story_tasks.py)"
+fi
+TASKS="$OUT/tasks/story_cloze.yaml,$OUT/tasks/story_next_word.yaml,$OUT/tasks/story_perplexity.yaml"
+
 for q in "${QUANTS[@]}"; do
   run=$OUT/runs/qad-$q
   ckpt=$run/checkpoints/step_$STEPS
@@ -349,7 +359,8 @@ for q in "${QUANTS[@]}"; do
       --set "model.teacher=$TEACHER" --set "model.student=$TEACHER" \
       --set "data.sources[0].paths=[$OUT/data/train.bin]" --set "data.eval_sources[0].paths=[$OUT/data/valid.bin]" \
       --set "train.max_steps=$STEPS" --set "train.log_interval=$LOG_INTERVAL" --set "train.save_interval=$(( STEPS / 2 ))" \
-      --set "train.eval_batches=$EVAL_BATCHES" --set "train.eval_interval=$(( STEPS >= 40 ? STEPS / 8 : 5 ))"
+      --set "train.eval_batches=$EVAL_BATCHES" --set "train.eval_interval=$(( STEPS >= 40 ? STEPS / 8 : 5 ))" \
+      --set "eval.tasks=[$OUT/tasks/story_cloze.yaml]" --set "eval.limit=$(( QUICK ? 20 : 100 ))"
     [[ -f $ckpt/DONE ]] || die "QAD $q finished without $ckpt/DONE (see $OUT/logs/qad-$q.log)"
   fi
   grep '"type":"eval"' "$run/metrics.jsonl" | tail -n 1 | sed 's/^/   last eval: /'
@@ -422,6 +433,27 @@ gen_speed() { tr '\r' '\n' <"$OUT/logs/generate-$1.log" | grep -o '[0-9.]* tok/s
 for name in "${ROWS[@]}"; do printf '   %-10s %8s tokens/s\n' "$name" "$(fmt "$(gen_speed "$name")" 0)"; done
 done_note
 
+step "downstream tasks (edgerazor-eval --tasks, lm-evaluation-harness task files, $TASK_DOCS documents each)"
+for name in "${ROWS[@]}"; do
+  [[ -s $OUT/eval/tasks-$name/results.json ]] && continue
+  case $name in
+    teacher) args=("$TEACHER") ;;
+    ptq-*) args=("$TEACHER" --quant "$ROOT/configs/tiny-stories260k-${name#ptq-}.yaml") ;;
+    qad-*) ck=$OUT/runs/$name/checkpoints/step_$STEPS; args=("$ck" --quant "$ck/quantization.yaml") ;;
+  esac
+  logged "tasks-$name" "$BIN/edgerazor-eval" "${args[@]}" --tasks "$TASKS" --output "$OUT/eval/tasks-$name" --log-samples \
+    "${THREAD_FLAGS[@]}" --quiet
+done
+# A metric of one task from a results.json ("story_cloze" "acc,none").
+task_metric() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][sys.argv[2]][sys.argv[3]])' "$@"; }
+for name in "${ROWS[@]}"; do
+  printf '   %-10s cloze acc %s, next-word exact match %s, word perplexity %s\n' "$name" \
+    "$(fmt "$(task_metric "$OUT/eval/tasks-$name/results.json" story_cloze "acc,none")" 3)" \
+    "$(fmt "$(task_metric "$OUT/eval/tasks-$name/results.json" story_next_word "exact_match,whole")" 3)" \
+    "$(fmt "$(task_metric "$OUT/eval/tasks-$name/results.json" story_perplexity "word_perplexity,none")" 2)"
+done
+done_note
+
 # ---------------------------------------------------------------------------------------------
 # 5. Table, plots
 # ---------------------------------------------------------------------------------------------
@@ -479,6 +511,18 @@ label() {
     echo "| $(label "$name") | $bits | $packed | $gguf | $ppl | $(trainer_eval "$name") | $llama | $gen |"
   done
   echo
+  echo "Downstream tasks (\`edgerazor-eval --tasks\`, lm-evaluation-harness task files built from the validation"
+  echo "text by scripts/make_story_tasks.py, $TASK_DOCS documents each; the model as deployed, A8/KV8 included):"
+  echo
+  echo "| model | story_cloze acc (4 choices) | acc_norm | story_next_word exact match | story_perplexity word ppl | bits/byte |"
+  echo "|---|---|---|---|---|---|"
+  for name in "${ROWS[@]}"; do
+    r=$OUT/eval/tasks-$name/results.json
+    pm() { printf '%s ± %s' "$(fmt "$(task_metric "$r" "$1" "$2")" 3)" "$(fmt "$(task_metric "$r" "$1" "${2/,/_stderr,}")" 3)"; }
+    echo "| $(label "$name") | $(pm story_cloze acc,none) | $(pm story_cloze acc_norm,none) | $(pm story_next_word exact_match,whole) |" \
+         "$(fmt "$(task_metric "$r" story_perplexity word_perplexity,none)" 2) | $(fmt "$(task_metric "$r" story_perplexity bits_per_byte,none)" 3) |"
+  done
+  echo
   echo "- bits/weight: average over the quantized weights (decoder Linears at the label's width, the tied"
   echo "  embedding / lm_head INT4), from the export report; \"with scales\" counts the scales' bytes too."
   echo "- perplexity: \`edgerazor-eval\` (fake-quant weights, A8 activations, KV8 cache for PTQ/QAD)."
@@ -486,7 +530,8 @@ label() {
   echo "  start of the validation shard; bf16 autocast where the CPU has it; step 0 of a QAD run = PTQ)."
   echo "- tokens/s: greedy decoding of $STORY_TOKENS tokens after \"$PROMPT\", 1 thread; llama.cpp runs the GGUF"
   echo "  (llama-cpp-python 0.3.36, built from source), edgerazor-generate runs the LibTorch model."
-  echo "- Loss curves: \`loss.svg\` (training loss), \`eval.svg\` (held-out loss). Stories: \`samples/\`."
+  echo "- Loss curves: \`loss.svg\` (training loss), \`eval.svg\` (held-out loss), \`tasks.svg\` (story_cloze accuracy"
+  echo "  during QAD, first $(( QUICK ? 20 : 100 )) documents). Stories: \`samples/\`. Task logs: \`eval/tasks-*/\`."
   echo "- Wall time: $(( SECONDS - T0 ))s for this run of demo.sh on $(nproc) cores, $(( PREVIOUS_SECONDS + SECONDS - T0 ))s over"
   echo "  all runs into this folder (a re-run reuses finished steps)."
   echo
@@ -515,6 +560,8 @@ hline=()
 [[ -n $teacher_loss ]] && hline=(--hline "$teacher_loss:fp32 teacher")
 logged plot-eval "$BIN/edgerazor-plot" "${plot_runs[@]}" --key eval_loss --type eval "${hline[@]}" \
   --title "held-out loss (step 0 = PTQ)" --out "$OUT/eval.svg"
+logged plot-tasks "$BIN/edgerazor-plot" "${plot_runs[@]}" --key "story_cloze/acc,none" --type tasks \
+  --title "story_cloze accuracy during QAD (step 0 = PTQ)" --out "$OUT/tasks.svg"
 if [[ $SOURCE == synthetic ]]; then
   logged plot-teacher "$BIN/edgerazor-plot" "$OUT/runs/teacher/metrics.jsonl:teacher" --key loss --type train \
     --title "synthetic teacher pretraining (CE)" --out "$OUT/teacher-loss.svg"
@@ -527,4 +574,4 @@ echo
 cat "$OUT/results.md"
 echo
 echo $(( PREVIOUS_SECONDS + SECONDS - T0 )) >"$OUT/.demo-seconds"
-echo "demo: done in $(( SECONDS - T0 ))s -> $OUT (results.md, loss.svg, eval.svg, gguf/, packed/, samples/, logs/)"
+echo "demo: done in $(( SECONDS - T0 ))s -> $OUT (results.md, loss.svg, eval.svg, tasks.svg, gguf/, packed/, samples/, logs/)"

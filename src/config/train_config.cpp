@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "edgerazor/core/error.h"
+#include "edgerazor/eval/task_config.h"
 #include "quant_config_yaml.h"
 #include "yaml_util.h"
 
@@ -132,6 +133,15 @@ void read_train(Locations& loc, const Located& at, TrainSection& t) {
   read(loc, at, "save_interval", t.save_interval, yaml::as_int);
   read(loc, at, "keep_last", t.keep_last, yaml::as_int);
   read(loc, at, "chunk_size", t.chunk_size, yaml::as_int);
+}
+
+void read_eval(Locations& loc, const Located& at, EvalSection& e) {
+  yaml::check_keys(at, {"tasks", "interval", "limit", "batch_size", "num_fewshot"});
+  read(loc, at, "tasks", e.tasks, yaml::as_string_list);
+  read(loc, at, "interval", e.interval, yaml::as_int);
+  read(loc, at, "limit", e.limit, yaml::as_int);
+  read(loc, at, "batch_size", e.batch_size, yaml::as_int);
+  read(loc, at, "num_fewshot", e.num_fewshot, yaml::as_int);
 }
 
 void read_distributed(Locations& loc, const Located& at, DistributedSection& d) {
@@ -363,6 +373,18 @@ void check(const TrainConfig& c, const Locations& loc, bool check_files) {
   if (t.chunk_size < 0) loc.fail("train.chunk_size", "must be >= 0 (0 = unchunked logits)");
   if (t.eval_interval > 0 && c.data.eval_sources.empty())
     loc.fail("train.eval_interval", "evaluation needs data.eval_sources");
+  if (c.eval.interval < 0) loc.fail("eval.interval", "must be >= 0");
+  if (c.eval.limit < 0) loc.fail("eval.limit", "must be >= 0 (0 = every document)");
+  if (c.eval.batch_size < 1) loc.fail("eval.batch_size", "must be >= 1");
+  if (c.eval.interval > 0 && c.eval.tasks.empty()) loc.fail("eval.interval", "runs eval.tasks: list some task files");
+  if (check_files)
+    for (size_t i = 0; i < c.eval.tasks.size(); ++i) {
+      try {
+        eval::load_task_config(c.eval.tasks[i]);  // a broken task file fails now, not mid-run
+      } catch (const std::exception& e) {
+        loc.fail("eval.tasks[" + std::to_string(i) + "]", e.what());
+      }
+    }
   if (!one_of(c.distributed.backend, {"auto", "gloo", "nccl"}))
     loc.fail("distributed.backend", "must be auto, gloo or nccl, got '" + c.distributed.backend + "'");
   if (c.distributed.nproc_per_node < 1) loc.fail("distributed.nproc_per_node", "must be >= 1");
@@ -506,7 +528,7 @@ TrainConfig parse_tree(const std::string& yaml_text, const std::string& origin, 
   const Located top{root, origin, ""};
   if (!root.IsMap()) top.fail("expected a mapping at the top of the file");
   yaml::check_keys(top, {"run", "model", "quantization", "qat_configuration", "distillation", "kd_configuration",
-                         "data", "train", "distributed", "log_level"});
+                         "data", "train", "eval", "distributed", "log_level"});
   Locations loc(origin);
   TrainConfig c;
   c.source = origin;
@@ -537,6 +559,7 @@ TrainConfig parse_tree(const std::string& yaml_text, const std::string& origin, 
   read_data(loc, data_at, c.data, data_seed_given);
   if (!data_seed_given) c.data.seed = c.run.seed;
   if (const auto at = section("train"); present(at)) read_train(loc, at, c.train);
+  if (const auto at = section("eval"); present(at)) read_eval(loc, at, c.eval);
   if (const auto at = section("distributed"); present(at)) read_distributed(loc, at, c.distributed);
   if (c.distillation) c.distillation->chunk_size = c.train.chunk_size;
   check(c, loc, check_files);

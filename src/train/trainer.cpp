@@ -30,6 +30,7 @@
 #include "edgerazor/train/preflight.h"
 #include "edgerazor/train/run_lock.h"
 #include "edgerazor/train/step.h"
+#include "edgerazor/train/task_eval.h"
 
 namespace edgerazor::train {
 namespace {
@@ -122,6 +123,7 @@ struct Trainer::State {
   MetricsLog metrics;
   RunFolderLock run_lock;  // held by the I/O rank for the trainer's life
   std::string quant_yaml, config_yaml;
+  std::unique_ptr<TrainingTaskEval> tasks;  // the `eval` section's task files (I/O rank)
 
   int64_t step = 0, start_step = 0, total_steps = 0, warmup = 0;
   double loss_scale = 1.0, last_lr = 0, min_lr_ratio = 0;
@@ -332,6 +334,13 @@ TrainSummary Trainer::train() {
     s.say(std::string(buf) + (with_teacher && s.teacher ? ", teacher loss " + std::to_string(summary.teacher_eval_loss) : ""));
     return r.loss;
   };
+  // Downstream tasks on the I/O rank (the other ranks wait at the next collective).
+  const auto run_tasks = [&] {
+    if (!s.tasks) return;
+    const Scalars values = s.tasks->run(*s.student);
+    s.metrics.write("tasks", s.step, values);
+    s.say("tasks step " + std::to_string(s.step) + ": " + TrainingTaskEval::summary(values));
+  };
   const auto checkpoint_now = [&] {
     s.sync->barrier();
     if (s.io()) {
@@ -352,7 +361,11 @@ TrainSummary Trainer::train() {
     s.sync->barrier();
   };
 
-  if (s.step == 0 && t.eval_at_start) summary.initial_eval_loss = evaluate_now(true);  // the PTQ baseline
+  if (s.io() && !s.cfg.eval.tasks.empty()) s.tasks = std::make_unique<TrainingTaskEval>(s.cfg.eval, s.cfg.model.student);
+  if (s.step == 0 && t.eval_at_start) {
+    summary.initial_eval_loss = evaluate_now(true);  // the PTQ baseline
+    run_tasks();
+  }
   const auto session_start = Clock::now();
   auto window_start = session_start;
   int64_t window_tokens = 0;
@@ -419,7 +432,11 @@ TrainSummary Trainer::train() {
       window_start = Clock::now();
     }
     const bool last = s.step == s.total_steps;
-    if (t.eval_interval > 0 && s.step % t.eval_interval == 0 && !last) evaluate_now(false);
+    if (t.eval_interval > 0 && s.step % t.eval_interval == 0 && !last) {
+      evaluate_now(false);
+      if (s.cfg.eval.interval == 0) run_tasks();
+    }
+    if (s.cfg.eval.interval > 0 && s.step % s.cfg.eval.interval == 0 && !last) run_tasks();
     std::vector<double> stop_votes{g_stop_requested != 0 ? 1.0 : 0.0};  // every rank stops at the same step
     s.sync->average(stop_votes);
     const bool stop = stop_votes[0] > 0;
@@ -437,7 +454,10 @@ TrainSummary Trainer::train() {
     }
   }
   const double session_s = std::chrono::duration<double>(Clock::now() - session_start).count();
-  if (!summary.interrupted && s.step == s.total_steps) summary.final_eval_loss = evaluate_now(false);
+  if (!summary.interrupted && s.step == s.total_steps) {
+    summary.final_eval_loss = evaluate_now(false);
+    run_tasks();
+  }
   summary.steps = s.step;
   summary.last_checkpoint = s.last_checkpoint;
   summary.tokens_per_second = session_s > 0 ? static_cast<double>(s.sync->world_size()) * static_cast<double>(s.tokens_seen) /

@@ -120,6 +120,23 @@ void check_results(const fs::path& out, const std::string& teacher, const std::s
     EXPECT_NE(s.find("QAD W1.58"), std::string::npos) << svg;  // legend of both runs
     EXPECT_NE(s.find("QAD W1.88"), std::string::npos) << svg;
   }
+  // The downstream-task table: the same five models, each metric a number with its stderr.
+  size_t task_rows = 0;
+  std::istringstream lines(md);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find(" ± ") == std::string::npos) continue;
+    ++task_rows;
+    const size_t first = line.find("| ", 2);
+    const std::string cloze = line.substr(line.find('|', 1) + 2);
+    const double acc = std::stod(cloze);
+    EXPECT_GE(acc, 0.0) << line;
+    EXPECT_LE(acc, 1.0) << line;
+    (void)first;
+  }
+  EXPECT_EQ(task_rows, 5u) << md;
+  for (const auto* f : {"eval/tasks-teacher/results.json", "eval/tasks-qad-w1.58/samples_story_cloze.jsonl", "tasks/story_cloze.yaml"})
+    EXPECT_TRUE(fs::is_regular_file(out / f)) << f;
+  EXPECT_NE(read_file(out / "tasks.svg").find("QAD W1.58"), std::string::npos);  // task accuracy during QAD
   EXPECT_NE(md.find("Sample story"), std::string::npos);
   EXPECT_NE(md.find("> Once upon a time"), std::string::npos) << md;
   // nothing half-written is left behind

@@ -76,6 +76,17 @@ struct TrainSection {
   int64_t chunk_size = 256;         // tokens per chunk of the fused CE / logit-KD path
 };
 
+// Downstream tasks during training: lm-evaluation-harness task files run on the student as it
+// is (fake-quantized), at the start, every `interval` steps and at the end, on rank 0; their
+// metrics go to metrics.jsonl as type "tasks" ("story_cloze/acc,none"...).
+struct EvalSection {
+  std::vector<std::string> tasks;  // task YAML files
+  int64_t interval = 0;            // optimizer steps between runs; 0 = with the start/end evaluation
+  int64_t limit = 0;               // documents per task (0 = all)
+  int64_t batch_size = 8;
+  int64_t num_fewshot = -1;        // >= 0 overrides the task files
+};
+
 struct DistributedSection {
   std::string backend = "auto";     // auto (gloo on CPU, nccl on CUDA) | gloo | nccl
   int64_t nproc_per_node = 1;       // processes edgerazor-train launches on this machine
@@ -89,6 +100,7 @@ struct TrainConfig {
   std::optional<distill::DistillObjectiveOptions> distillation;
   data::DataConfig data;
   TrainSection train;
+  EvalSection eval;
   DistributedSection distributed;
   std::string source;                        // the file it was read from ("" for text)
 };
