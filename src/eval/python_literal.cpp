@@ -6,24 +6,14 @@
 
 #include <cerrno>
 
+#include "edgerazor/text/unicode.h"
+
 namespace edgerazor::eval::detail {
 namespace {
 
 using text::jinja::Array;
 using text::jinja::Object;
 using text::jinja::Value;
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) out += static_cast<char>(cp);
-  else if (cp < 0x800) { out += static_cast<char>(0xC0 | (cp >> 6)); out += static_cast<char>(0x80 | (cp & 0x3F)); }
-  else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12)); out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18)); out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F)); out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 class Parser {
  public:
@@ -151,7 +141,7 @@ class Parser {
           char* end = nullptr;
           const unsigned long cp = std::strtoul(hex.c_str(), &end, 16);
           if (*end || cp > 0x10FFFF) fail("bad escape \\" + std::string(1, e) + hex);
-          append_utf8(out, static_cast<uint32_t>(cp));
+          text::append_utf8(out, static_cast<char32_t>(cp));
           i_ += n;
           break;
         }

@@ -7,18 +7,12 @@
 
 #include "edgerazor/eval/python_random.h"
 #include "edgerazor/text/python_regex.h"
+#include "edgerazor/text/python_str.h"
 
 namespace edgerazor::eval {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-
-std::string strip(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && is_space(s[b])) ++b;
-  while (e > b && is_space(s[e - 1])) --e;
-  return s.substr(b, e - b);
-}
+std::string strip(const std::string& s) { return text::python_strip(s); }
 
 std::string change_case(std::string s, bool upper) {
   for (char& c : s) c = static_cast<char>(upper ? std::toupper(static_cast<unsigned char>(c)) : std::tolower(static_cast<unsigned char>(c)));

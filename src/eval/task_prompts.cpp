@@ -5,14 +5,14 @@
 #include <map>
 
 #include "edgerazor/core/error.h"
+#include "edgerazor/text/python_str.h"
 #include "python_literal.h"
 
 namespace edgerazor::eval {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-bool starts_with_space(const std::string& s) { return !s.empty() && is_space(s.front()); }
-bool ends_with_space(const std::string& s) { return !s.empty() && is_space(s.back()); }
+using text::ends_with_python_space;
+using text::starts_with_python_space;
 
 // str.isdigit() for ASCII text.
 bool is_digits(const std::string& s) {
@@ -26,7 +26,7 @@ bool is_digits(const std::string& s) {
 std::string maybe_delimit(const std::string& prefix, const std::string& suffix, const std::string& delimiter) {
   if (prefix.empty()) return suffix;
   if (suffix.empty()) return prefix;
-  return ends_with_space(prefix) || starts_with_space(suffix) ? prefix + suffix : prefix + delimiter + suffix;
+  return ends_with_python_space(prefix) || starts_with_python_space(suffix) ? prefix + suffix : prefix + delimiter + suffix;
 }
 
 struct Message {
@@ -146,7 +146,7 @@ std::vector<std::string> TaskPrompts::doc_to_choice(const Value& doc, size_t doc
 
 std::string TaskPrompts::choice_delimiter() const {
   if (!chat_) return task_.target_delimiter;
-  return task_.gen_prefix && !ends_with_space(*task_.gen_prefix) ? task_.target_delimiter : "";
+  return task_.gen_prefix && !ends_with_python_space(*task_.gen_prefix) ? task_.target_delimiter : "";
 }
 
 std::string TaskPrompts::context(const Value& doc, size_t doc_id) {
@@ -165,7 +165,7 @@ std::string TaskPrompts::context(const Value& doc, size_t doc_id) {
     if (!q.is_string())
       throw FormatError(where("doc_to_text", id), "gives " + q.str() + ", not a string (tasks with several inputs per document are not supported)");
     const bool has_answer = a && !a->is_none() && !(a->is_string() && a->as_string().empty());
-    const bool delimit_prefix = !gen_prefix.empty() && !q.as_string().empty() && !(ends_with_space(q.as_string()) || starts_with_space(gen_prefix));
+    const bool delimit_prefix = !gen_prefix.empty() && !q.as_string().empty() && !(ends_with_python_space(q.as_string()) || starts_with_python_space(gen_prefix));
     messages.push_back({"user", q.as_string(), (has_answer && gen_prefix.empty()) || delimit_prefix ? target_delimiter : ""});
     if (has_answer) {
       std::string answer;
@@ -265,10 +265,7 @@ ChatFormatter chat_formatter(const text::ChatTemplate& chat_template) {
     if (add_generation_prompt || messages.empty()) return rendered;
     // continue_final_message (transformers' apply_chat_template).
     const std::string& final_message = messages.back().content;
-    size_t b = 0, e = final_message.size();
-    while (b < e && is_space(final_message[b])) ++b;
-    while (e > b && is_space(final_message[e - 1])) --e;
-    const std::string stripped = final_message.substr(b, e - b), lstripped = final_message.substr(b);
+    const std::string stripped = text::python_strip(final_message), lstripped = text::python_strip(final_message, true, false);
     const size_t at = rendered.rfind(stripped);
     if (at == std::string::npos) throw FormatError("chat template", "the final message does not appear in the rendered chat (continue_final_message)");
     rendered.resize(rendered.compare(at, lstripped.size(), lstripped) == 0 ? at + lstripped.size() : at + stripped.size());

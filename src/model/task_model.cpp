@@ -13,11 +13,10 @@
 
 #include "edgerazor/model/generation.h"
 #include "edgerazor/runtime/runtime.h"
+#include "edgerazor/text/python_str.h"
 
 namespace edgerazor::model {
 namespace {
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
 // lm_eval.utils.get_rolling_token_windows(context_len=1) + make_disjoint_window.
 std::vector<TaskLanguageModel::TokenPair> rolling_windows(const std::vector<int64_t>& tokens, int64_t prefix, int64_t max_len) {
@@ -77,8 +76,7 @@ TaskLanguageModel::TokenPair TaskLanguageModel::encode_pair(const std::string& c
     return {{prefix_token_}, cont};
   }
   std::string context = context_in, continuation = continuation_in;
-  size_t keep = context.size();
-  while (keep > 0 && is_space(context[keep - 1])) --keep;
+  const size_t keep = text::python_strip(context, false, true).size();  // context.rstrip()
   continuation = context.substr(keep) + continuation;
   context.resize(keep);
   const std::vector<int64_t> whole = encode(context + continuation);

@@ -5,6 +5,7 @@
 #include "edgerazor/eval/evaluator.h"
 #include "edgerazor/io/model_tokenizer.h"
 #include "edgerazor/model/task_model.h"
+#include "edgerazor/quant/weight_quantizer.h"
 
 namespace edgerazor::train {
 
@@ -17,6 +18,8 @@ Scalars TrainingTaskEval::run(model::CausalLMImpl& model) const {
   model::TaskModelOptions mo;
   mo.batch_size = section_.batch_size;
   model::TaskLanguageModel lm(model, *tokenizer_, mo);
+  // The weights as the step's forward sees them, Q(latent), not the float latent weights.
+  quant::QuantizedWeightsScope quantized(model);
   eval::EvaluationOptions eo;
   eo.limit = section_.limit;
   eo.num_fewshot = section_.num_fewshot;

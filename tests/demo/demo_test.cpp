@@ -126,12 +126,10 @@ void check_results(const fs::path& out, const std::string& teacher, const std::s
   for (std::string line; std::getline(lines, line);) {
     if (line.find(" ± ") == std::string::npos) continue;
     ++task_rows;
-    const size_t first = line.find("| ", 2);
     const std::string cloze = line.substr(line.find('|', 1) + 2);
     const double acc = std::stod(cloze);
     EXPECT_GE(acc, 0.0) << line;
     EXPECT_LE(acc, 1.0) << line;
-    (void)first;
   }
   EXPECT_EQ(task_rows, 5u) << md;
   for (const auto* f : {"eval/tasks-teacher/results.json", "eval/tasks-qad-w1.58/samples_story_cloze.jsonl", "tasks/story_cloze.yaml"})

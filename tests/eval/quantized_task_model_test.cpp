@@ -9,6 +9,8 @@
 #include "edgerazor/quant/hooks.h"
 #include "edgerazor/quant/inject.h"
 #include "edgerazor/text/tokenizer.h"
+#include "edgerazor/eval/evaluator.h"
+#include "edgerazor/train/task_eval.h"
 #include "fixtures/temp_dir.h"
 
 namespace {
@@ -73,6 +75,47 @@ TEST(QuantizedTaskModel, ScoresTheDeployedModel) {
     EXPECT_EQ(q_shared[i].is_greedy, q_plain[i].is_greedy);
     EXPECT_GT(std::abs(q_shared[i].logprob - fp[i].logprob), 1e-3) << "quantization should change the score";
   }
+}
+
+// The trainer's task run (quantizers injected for training, latent float weights) scores the
+// weights its step uses, Q(latent): the same as evaluating the PTQ-baked copy.
+class TrainingTasks : public edgerazor_test::TempDirTest {};
+
+TEST_F(TrainingTasks, ScoreTheQuantizedWeightsNotTheLatentOnes) {
+  edgerazor_test::write_file(path("docs.jsonl"),
+                             "{\"q\": \"Once upon a time\", \"c\": [\" there was\", \" the car\", \" blue\"], \"l\": 0}\n"
+                             "{\"q\": \"Tom had a big\", \"c\": [\" ball\", \" sky\"], \"l\": 0}\n"
+                             "{\"q\": \"She was very\", \"c\": [\" happy\", \" run\", \" the\"], \"l\": 0}\n");
+  edgerazor_test::write_file(path("t.yaml"), "task: t\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: " + path("docs.jsonl") +
+                                                 "\ntest_split: test\noutput_type: multiple_choice\ndoc_to_text: q\ndoc_to_choice: c\ndoc_to_target: l\n"
+                                                 "metric_list:\n  - metric: acc\n  - metric: acc_mutual_info\n");
+  // A perplexity task too: its value is continuous, so latent weights could not pass by chance.
+  edgerazor_test::write_file(path("r.yaml"), "task: r\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: " + path("docs.jsonl") +
+                                                 "\ntest_split: test\noutput_type: loglikelihood_rolling\ndoc_to_target: \"{{q}} and more words\"\n");
+  const auto tokenizer = edgerazor::text::load_tokenizer(edgerazor_test::kStories);
+  at::manual_seed(9);
+  CausalLM training(small_qwen3(tokenizer->vocab_size()));
+  CausalLM deployed = std::dynamic_pointer_cast<CausalLMImpl>(training->clone());
+  const auto preset = edgerazor::config::preset("w1.58a8kv8_mobilellm");
+  edgerazor::quant::inject(*training, preset);
+  edgerazor::quant::quantize_for_inference(*deployed, preset);
+  edgerazor::config::EvalSection section;
+  section.tasks = {path("t.yaml"), path("r.yaml")};
+  const auto during_training = edgerazor::train::TrainingTaskEval(section, edgerazor_test::kStories).run(*training);
+
+  TaskLanguageModel lm(*deployed, *tokenizer);
+  edgerazor::eval::EvaluationOptions o;
+  o.log_samples = true;
+  const auto out = edgerazor::eval::evaluate_tasks(
+      lm, {edgerazor::eval::load_task_config(path("t.yaml")), edgerazor::eval::load_task_config(path("r.yaml"))}, o);
+  ASSERT_EQ(during_training.size(), 7u);  // t: acc, acc_mutual_info and their stderr; r: 3 perplexities (stderr N/A)
+  for (const auto& [name, value] : during_training) {
+    const std::string task = name.substr(0, name.find('/')), key = name.substr(name.find('/') + 1);
+    EXPECT_NEAR(value, out.results["results"][task][key].get<double>(), 1e-9 * std::max(1.0, std::abs(value))) << name;
+  }
+  // And the latent weights really are restored afterwards (training goes on from them).
+  for (const auto& [name, p] : training->unique_named_parameters())
+    if (name.find("q_proj.weight") != std::string::npos) EXPECT_GT(p.abs().max().item<double>(), 0.0);
 }
 
 }  // namespace
