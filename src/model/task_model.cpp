@@ -85,6 +85,33 @@ TaskLanguageModel::TokenPair TaskLanguageModel::encode_pair(const std::string& c
   return {ctx, std::vector<int64_t>(whole.begin() + static_cast<std::ptrdiff_t>(n), whole.end())};
 }
 
+void TaskLanguageModel::score_positions(const at::Tensor& hidden, const std::vector<int64_t>& targets,
+                                        const std::vector<size_t>& row_of, std::vector<eval::LoglikelihoodResult>& out) {
+  const auto device = hidden.device();
+  const int64_t N = hidden.size(0);
+  // Chunks of positions keep the (positions, V) log-probabilities small for large vocabularies.
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 26) / std::max<int64_t>(1, model_.config.vocab_size));
+  std::vector<double> logprob(static_cast<size_t>(N));
+  std::vector<uint8_t> greedy(static_cast<size_t>(N));
+  for (int64_t begin = 0; begin < N; begin += chunk) {
+    const int64_t n = std::min(chunk, N - begin);
+    const at::Tensor lp = at::log_softmax(model_.logits_from_hidden(hidden.narrow(0, begin, n).unsqueeze(0)).squeeze(0).to(at::kFloat), -1);
+    const at::Tensor t = at::tensor(std::vector<int64_t>(targets.begin() + begin, targets.begin() + begin + n), at::kLong).to(device);
+    const at::Tensor picked = lp.gather(1, t.unsqueeze(1)).squeeze(1).to(at::kDouble).cpu();
+    const at::Tensor hit = lp.argmax(-1).eq(t).to(at::kByte).cpu();
+    std::copy(picked.data_ptr<double>(), picked.data_ptr<double>() + n, logprob.begin() + begin);
+    std::copy(hit.data_ptr<uint8_t>(), hit.data_ptr<uint8_t>() + n, greedy.begin() + begin);
+  }
+  // Float sums in position order, as a per-row torch sum would give.
+  std::map<size_t, std::pair<float, bool>> rows;
+  for (int64_t i = 0; i < N; ++i) {
+    auto& r = rows.try_emplace(row_of[static_cast<size_t>(i)], 0.0f, true).first->second;
+    r.first += static_cast<float>(logprob[static_cast<size_t>(i)]);
+    r.second = r.second && greedy[static_cast<size_t>(i)];
+  }
+  for (const auto& [row, r] : rows) out[row] = {static_cast<double>(r.first), r.second};
+}
+
 void TaskLanguageModel::score_batch(const std::vector<TokenPair>& pairs, const std::vector<size_t>& rows,
                                     std::vector<eval::LoglikelihoodResult>& out) {
   const auto device = model_.lm_head->weight.device();
@@ -103,64 +130,110 @@ void TaskLanguageModel::score_batch(const std::vector<TokenPair>& pairs, const s
   for (size_t b = 0; b < rows.size(); ++b)
     for (size_t t = 0; t < inputs[b].size(); ++t) acc[static_cast<int64_t>(b)][static_cast<int64_t>(t)] = inputs[b][t];
   // Right padding behind a causal mask leaves every real position as it is (as lm-eval pads).
-  const at::Tensor hidden = model_.model->forward(ids.to(device), ForwardOptions{});
+  const at::Tensor hidden = model_.model->forward(ids.to(device), ForwardOptions{});  // (B, width, C)
+  std::vector<int64_t> flat, targets;
+  std::vector<size_t> row_of;
   for (size_t b = 0; b < rows.size(); ++b) {
     const auto& cont = pairs[rows[b]].second;
     const int64_t inplen = static_cast<int64_t>(inputs[b].size()), contlen = std::min<int64_t>(static_cast<int64_t>(cont.size()), inplen);
-    eval::LoglikelihoodResult res{0.0, true};
-    if (contlen > 0) {
-      const at::Tensor h = hidden[static_cast<int64_t>(b)].narrow(0, inplen - contlen, contlen);
-      const at::Tensor logprobs = at::log_softmax(model_.logits_from_hidden(h.unsqueeze(0)).squeeze(0).to(at::kFloat), -1);
-      const at::Tensor target = at::tensor(std::vector<int64_t>(cont.end() - contlen, cont.end()), at::kLong).to(device);
-      res.logprob = logprobs.gather(1, target.unsqueeze(1)).sum().item<double>();
-      res.is_greedy = logprobs.argmax(-1).eq(target).all().item<bool>();
+    for (int64_t t = 0; t < contlen; ++t) {
+      flat.push_back(static_cast<int64_t>(b) * width + inplen - contlen + t);
+      targets.push_back(cont[cont.size() - static_cast<size_t>(contlen) + static_cast<size_t>(t)]);
+      row_of.push_back(rows[b]);
     }
-    out[rows[b]] = res;
   }
+  if (flat.empty()) return;
+  const at::Tensor picked = hidden.reshape({-1, hidden.size(-1)}).index_select(0, at::tensor(flat, at::kLong).to(device));
+  score_positions(picked, targets, row_of, out);
 }
 
-void TaskLanguageModel::score_shared_context(const std::vector<TokenPair>& pairs, const std::vector<size_t>& rows,
-                                             std::vector<eval::LoglikelihoodResult>& out) {
+void TaskLanguageModel::score_shared_contexts(const std::vector<TokenPair>& pairs, const std::vector<const std::vector<size_t>*>& groups,
+                                              std::vector<eval::LoglikelihoodResult>& out) {
   const auto device = model_.lm_head->weight.device();
-  const auto& ctx = pairs[rows[0]].first;
-  const int64_t Lc = static_cast<int64_t>(ctx.size());
+  const int64_t G = static_cast<int64_t>(groups.size());
+  // 1. Every context once, right-padded: causal attention keeps the padding out of real positions.
+  int64_t ctx_width = 0;
+  for (const auto* g : groups) ctx_width = std::max<int64_t>(ctx_width, static_cast<int64_t>(pairs[g->front()].first.size()));
+  at::Tensor ctx_ids = at::zeros({G, ctx_width}, at::kLong);
+  at::Tensor ctx_keep = at::zeros({G, ctx_width}, at::kLong);
+  for (int64_t g = 0; g < G; ++g) {
+    const auto& ctx = pairs[groups[static_cast<size_t>(g)]->front()].first;
+    ctx_ids[g].narrow(0, 0, static_cast<int64_t>(ctx.size())).copy_(at::tensor(ctx, at::kLong));
+    ctx_keep[g].narrow(0, 0, static_cast<int64_t>(ctx.size())).fill_(1);
+  }
   KVCache prefix;
   ForwardOptions fo;
   fo.cache = &prefix;
-  const at::Tensor ctx_hidden = model_.model->forward(at::tensor(ctx, at::kLong).view({1, Lc}).to(device), fo);
-  const at::Tensor last = ctx_hidden[0].narrow(0, Lc - 1, 1);  // predicts each continuation's first token
-  const size_t chunk = static_cast<size_t>(std::max<int64_t>(1, options_.batch_size));
-  for (size_t begin = 0; begin < rows.size(); begin += chunk) {
-    const size_t end = std::min(rows.size(), begin + chunk), k = end - begin;
-    int64_t width = 0;
-    for (size_t j = begin; j < end; ++j) width = std::max<int64_t>(width, static_cast<int64_t>(pairs[rows[j]].second.size()) - 1);
-    at::Tensor hidden;
-    if (width > 0) {
-      at::Tensor ids = at::zeros({static_cast<int64_t>(k), width}, at::kLong);
-      auto acc = ids.accessor<int64_t, 2>();
-      for (size_t j = begin; j < end; ++j) {
-        const auto& cont = pairs[rows[j]].second;
-        for (size_t t = 0; t + 1 < cont.size(); ++t) acc[static_cast<int64_t>(j - begin)][static_cast<int64_t>(t)] = cont[t];
-      }
-      KVCache cache;
-      for (size_t l = 0; l < prefix.keys.size(); ++l) {
-        cache.keys.push_back(prefix.keys[l].expand({static_cast<int64_t>(k), -1, -1, -1}).contiguous());
-        cache.values.push_back(prefix.values[l].expand({static_cast<int64_t>(k), -1, -1, -1}).contiguous());
-      }
-      ForwardOptions co;
-      co.cache = &cache;
-      hidden = model_.model->forward(ids.to(device), co);  // (k, width, C), positions Lc..
+  const at::Tensor ctx_hidden = model_.model->forward(ctx_ids.to(device), fo);  // (G, ctx_width, C)
+
+  // 2. Each continuation but its last token, on a copy of its context's cache; the cache's padding
+  //    is masked out and positions continue from the context's own length.
+  std::vector<int64_t> group_of_row;
+  std::vector<size_t> rows;
+  int64_t width = 0;
+  for (int64_t g = 0; g < G; ++g)
+    for (size_t r : *groups[static_cast<size_t>(g)]) {
+      rows.push_back(r);
+      group_of_row.push_back(g);
+      width = std::max<int64_t>(width, static_cast<int64_t>(pairs[r].second.size()) - 1);
     }
-    for (size_t j = begin; j < end; ++j) {
-      const auto& cont = pairs[rows[j]].second;
-      const int64_t contlen = static_cast<int64_t>(cont.size());
-      at::Tensor h = last;
-      if (contlen > 1) h = at::cat({last, hidden[static_cast<int64_t>(j - begin)].narrow(0, 0, contlen - 1)}, 0);
-      const at::Tensor logprobs = at::log_softmax(model_.logits_from_hidden(h.unsqueeze(0)).squeeze(0).to(at::kFloat), -1);
-      const at::Tensor target = at::tensor(cont, at::kLong).to(device);
-      out[rows[j]] = {logprobs.gather(1, target.unsqueeze(1)).sum().item<double>(), logprobs.argmax(-1).eq(target).all().item<bool>()};
+  const int64_t R = static_cast<int64_t>(rows.size());
+  at::Tensor cont_hidden;
+  if (width > 0) {
+    at::Tensor ids = at::zeros({R, width}, at::kLong), positions = at::zeros({R, width}, at::kLong);
+    auto acc = ids.accessor<int64_t, 2>();
+    auto pos = positions.accessor<int64_t, 2>();
+    for (int64_t i = 0; i < R; ++i) {
+      const auto& [ctx, cont] = pairs[rows[static_cast<size_t>(i)]];
+      for (int64_t t = 0; t < width; ++t) {
+        if (t + 1 < static_cast<int64_t>(cont.size())) acc[i][t] = cont[static_cast<size_t>(t)];
+        pos[i][t] = static_cast<int64_t>(ctx.size()) + t;
+      }
+    }
+    const at::Tensor index = at::tensor(group_of_row, at::kLong).to(device);
+    KVCache cache;
+    for (size_t l = 0; l < prefix.keys.size(); ++l) {
+      cache.keys.push_back(prefix.keys[l].index_select(0, index));
+      cache.values.push_back(prefix.values[l].index_select(0, index));
+    }
+    ForwardOptions co;
+    co.cache = &cache;
+    co.attention_mask = at::cat({ctx_keep.index_select(0, index.cpu()), at::ones({R, width}, at::kLong)}, 1).to(device);
+    co.position_ids = positions.to(device);
+    cont_hidden = model_.model->forward(ids.to(device), co);  // (R, width, C)
+  }
+
+  // 3. The hidden state before each continuation token: the context's last one, then the
+  //    continuation's own.
+  std::vector<at::Tensor> pieces;
+  std::vector<int64_t> targets;
+  std::vector<size_t> row_of;
+  const at::Tensor ctx_flat = ctx_hidden.reshape({-1, ctx_hidden.size(-1)});
+  std::vector<int64_t> ctx_index, cont_index;
+  for (int64_t i = 0; i < R; ++i) {
+    const auto& [ctx, cont] = pairs[rows[static_cast<size_t>(i)]];
+    ctx_index.push_back(group_of_row[static_cast<size_t>(i)] * ctx_width + static_cast<int64_t>(ctx.size()) - 1);
+    for (size_t t = 0; t + 1 < cont.size(); ++t) cont_index.push_back(i * width + static_cast<int64_t>(t));
+  }
+  const at::Tensor firsts = ctx_flat.index_select(0, at::tensor(ctx_index, at::kLong).to(device));  // (R, C)
+  at::Tensor rest;
+  if (!cont_index.empty()) rest = cont_hidden.reshape({-1, cont_hidden.size(-1)}).index_select(0, at::tensor(cont_index, at::kLong).to(device));
+  // Order: per row, its first position then its others.
+  std::vector<int64_t> order;
+  int64_t next_rest = R;
+  for (int64_t i = 0; i < R; ++i) {
+    const auto& cont = pairs[rows[static_cast<size_t>(i)]].second;
+    order.push_back(i);
+    targets.push_back(cont[0]);
+    row_of.push_back(rows[static_cast<size_t>(i)]);
+    for (size_t t = 1; t < cont.size(); ++t) {
+      order.push_back(next_rest++);
+      targets.push_back(cont[t]);
+      row_of.push_back(rows[static_cast<size_t>(i)]);
     }
   }
+  const at::Tensor all = rest.defined() ? at::cat({firsts, rest}, 0) : firsts;
+  score_positions(all.index_select(0, at::tensor(order, at::kLong).to(device)), targets, row_of, out);
 }
 
 std::vector<eval::LoglikelihoodResult> TaskLanguageModel::score_tokens(const std::vector<TokenPair>& pairs,
@@ -192,10 +265,19 @@ std::vector<eval::LoglikelihoodResult> TaskLanguageModel::score_tokens(const std
       ++it;
     }
   }
-  for (const auto& [ctx, rows] : by_context) {
+  // Several contexts per pass, up to batch_size of them.
+  std::vector<const std::vector<size_t>*> groups;
+  const size_t per_pass = static_cast<size_t>(std::max<int64_t>(1, options_.batch_size));
+  for (auto it = by_context.begin(); it != by_context.end();) {
+    groups.clear();
+    size_t rows = 0;
+    for (; it != by_context.end() && groups.size() < per_pass; ++it) {
+      groups.push_back(&it->second);
+      rows += it->second.size();
+    }
     runtime::adapt_threads();
-    score_shared_context(pairs, rows, out);
-    report(rows.size());
+    score_shared_contexts(pairs, groups, out);
+    report(rows);
   }
   // The rest longest first, in batches (as lm-eval's Collator orders them).
   std::stable_sort(plain.begin(), plain.end(), [&](size_t a, size_t b) {

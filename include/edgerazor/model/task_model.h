@@ -44,8 +44,12 @@ class TaskLanguageModel : public eval::LanguageModel {
  private:
   TokenPair encode_pair(const std::string& context, const std::string& continuation) const;
   void score_batch(const std::vector<TokenPair>& pairs, const std::vector<size_t>& rows, std::vector<eval::LoglikelihoodResult>& out);
-  void score_shared_context(const std::vector<TokenPair>& pairs, const std::vector<size_t>& rows,
-                            std::vector<eval::LoglikelihoodResult>& out);
+  // Several contexts at once, each with the continuations (rows) that share it.
+  void score_shared_contexts(const std::vector<TokenPair>& pairs, const std::vector<const std::vector<size_t>*>& groups,
+                             std::vector<eval::LoglikelihoodResult>& out);
+  // log P and greedy flags of the predicted tokens: hidden (N, C), one target and one result row each.
+  void score_positions(const at::Tensor& hidden, const std::vector<int64_t>& targets, const std::vector<size_t>& row_of,
+                       std::vector<eval::LoglikelihoodResult>& out);
 
   CausalLMImpl& model_;
   const text::Tokenizer& tokenizer_;
