@@ -30,6 +30,7 @@
 #include "edgerazor/core/error.h"
 #include "edgerazor/core/files.h"
 #include "edgerazor/eval/evaluator.h"
+#include "edgerazor/export/packed.h"
 #include "edgerazor/model/task_model.h"
 #include "edgerazor/text/chat_template.h"
 #include "edgerazor/io/hf_model.h"
@@ -46,7 +47,7 @@ int main(int argc, char** argv) {
     bool no_bos = false, quiet = false;
     int threads = 0;
     CLI::App app{"edgerazor-eval: perplexity (mean NLL per token) of a model folder"};
-    app.add_option("model", model_dir, "HF model folder, trainer checkpoint or run folder (its newest checkpoint)")->required();
+    app.add_option("model", model_dir, "HF model folder, trainer checkpoint, run folder (its newest checkpoint) or packed checkpoint (.safetensors)")->required();
     auto* text = app.add_option("--text,--data", text_file, "text file, tokenized as one document");
     auto* tokens = app.add_option("--tokens", tokens_file, "token file from edgerazor-data encode");
     app.add_option("--seq-len", seq_len, "window length in tokens, BOS included (default: min(512, max positions))")
@@ -58,8 +59,9 @@ int main(int argc, char** argv) {
     app.add_option("--dtype", dtype, "float32 or bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}));
     app.add_option("--device", device, "cpu, cuda, cuda:N or auto (a GPU when one is visible)")->capture_default_str();
     app.add_option("--threads", threads, "intra-op threads (default: all cores)");
-    std::string quant;
+    std::string quant, tokenizer_dir;
     bool no_quant = false;
+    app.add_option("--tokenizer", tokenizer_dir, "tokenizer folder (default: the model's; required for a packed checkpoint)");
     app.add_option("--quant", quant, "quantize with this preset or quantization YAML (PTQ baseline; default: a checkpoint's own)");
     std::vector<std::string> sets;
     app.add_option("--set", sets, "edit the quantization config first, e.g. --set function.w_block_size=64")->type_name("KEY=VALUE");
@@ -96,12 +98,28 @@ int main(int argc, char** argv) {
     for (const auto& f : task_files) task_configs.push_back(edgerazor::eval::load_task_config(f));
     if (threads > 0) edgerazor::runtime::set_threads(threads);
 
-    const auto source = edgerazor::cli::resolve_tool_model("edgerazor-eval", model_dir, quant, no_quant, sets);
-    model_dir = source.model_dir;
     edgerazor::io::LoadOptions lo;
     lo.dtype = dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
     lo.device = edgerazor::runtime::resolve_device(device, 0, "--device");
-    auto model = edgerazor::io::load_pretrained(model_dir, lo);
+    edgerazor::cli::ToolModel source;
+    edgerazor::model::CausalLM model{nullptr};
+    if (edgerazor::exporter::is_packed_checkpoint(model_dir)) {
+      // The exported model itself: its codes and scales, with the A8/KV8 of its quantization config.
+      if (!quant.empty() || no_quant || !sets.empty())
+        throw edgerazor::ConfigError("", 0, 0, "--quant", "a packed checkpoint is already quantized: --quant, --no-quant and --set do not apply");
+      if (tokenizer_dir.empty())
+        throw edgerazor::ConfigError("", 0, 0, "--tokenizer", "a packed checkpoint carries no tokenizer: give --tokenizer MODEL_DIR");
+      source.model_dir = model_dir;
+      source.tokenizer_dir = tokenizer_dir;
+      model = edgerazor::exporter::load_packed_for_inference(model_dir);
+      model->to(lo.device, lo.dtype);
+      std::fprintf(stderr, "edgerazor-eval: %s, packed checkpoint (its codes and scales, A8/KV8 as exported)\n", model_dir.c_str());
+    } else {
+      source = edgerazor::cli::resolve_tool_model("edgerazor-eval", model_dir, quant, no_quant, sets);
+      if (!tokenizer_dir.empty()) source.tokenizer_dir = tokenizer_dir;
+      model_dir = source.model_dir;
+      model = edgerazor::io::load_pretrained(model_dir, lo);
+    }
     const int64_t positions = model->config.max_position_embeddings;
     if (seq_len > positions)
       throw edgerazor::ConfigError("", 0, 0, "--seq-len", std::to_string(seq_len) + " is more than the model's " +

@@ -9,11 +9,13 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "edgerazor/config/quant_config.h"
 #include "edgerazor/config/quant_functions.h"
 #include "edgerazor/core/error.h"
 #include "edgerazor/io/hf_model.h"
 #include "edgerazor/io/safetensors.h"
 #include "edgerazor/io/tensor_io.h"
+#include "edgerazor/quant/inject.h"
 
 namespace edgerazor::exporter {
 namespace fs = std::filesystem;
@@ -330,6 +332,26 @@ model::CausalLM load_packed_model(const std::string& path) {
   m->tie_weights();
   m->eval();
   return m;
+}
+
+model::CausalLM load_packed_for_inference(const std::string& path) {
+  model::CausalLM m = load_packed_model(path);
+  const PackedCheckpoint ck = read_packed(path);
+  if (!ck.quantization_yaml.empty()) quant::inject(*m, config::parse_quant_config_yaml(ck.quantization_yaml, path + " (quantization)"));
+  m->eval();
+  return m;
+}
+
+bool is_packed_checkpoint(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec) || std::filesystem::path(path).extension() != ".safetensors") return false;
+  try {
+    const auto file = io::SafetensorsFile::open(path);  // maps the file: reads only the header
+    const auto it = file->metadata().find("format");
+    return it != file->metadata().end() && it->second == "edgerazor-packed";
+  } catch (const std::exception&) {
+    return false;
+  }
 }
 
 }  // namespace edgerazor::exporter

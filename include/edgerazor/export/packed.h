@@ -57,6 +57,12 @@ struct PackedCheckpoint {
 PackedCheckpoint read_packed(const std::string& path);
 // A model whose weights are the packed fake-quant values (for evaluation / generation).
 model::CausalLM load_packed_model(const std::string& path);
+// The same with the A8 / KV8 hooks of the file's quantization config attached, i.e. the model as
+// it was exported and will be deployed. Its weights stay the packed values (quantizing them again
+// would not give the same codes: the scales would be recomputed from already-quantized values).
+model::CausalLM load_packed_for_inference(const std::string& path);
+// Whether `path` is a packed EdgeRazor checkpoint (a safetensors file whose metadata says so).
+bool is_packed_checkpoint(const std::string& path);
 
 // The packing primitives (spec quantization.md §7.3, §11).
 std::vector<uint8_t> pack_ternary_base3(const int8_t* codes, int64_t n);
