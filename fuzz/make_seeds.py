@@ -106,6 +106,24 @@ put("chat_template", "simple.jinja",
 for cfg in ("tiny-stories260k-w1.58.yaml", "tiny-stories260k-w1.88.yaml", "qwen3-0.6b_w1.58a8kv8.yaml"):
     copy("train_yaml", os.path.join(repo, "configs", cfg))
 
+# lm-eval task files with their documents (task_file: YAML, "@@DATA@@", JSON Lines).
+task_data = "\n@@DATA@@\n" + "\n".join([
+    '{"q": "Is it?", "choices": ["yes", "no"], "label": 0, "text": "Once upon a time.", "answer": "#### 42"}',
+    '{"q": "Or not?", "choices": ["no", "yes"], "label": 1, "text": "Tom had a ball.", "answer": "#### 7"}',
+    '{"q": "Why?", "choices": ["so", "because", "no"], "label": 2, "text": "The end.", "answer": "#### 1,000"}']) + "\n"
+head = "dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: @DATA@\n    train: @DATA@\ntest_split: test\ntraining_split: train\n"
+put("task_file", "mc.yaml", "task: mc\n" + head + "output_type: multiple_choice\ndoc_to_text: \"Q: {{q}}\\nA:\"\n"
+    "doc_to_choice: choices\ndoc_to_target: label\nnum_fewshot: 1\nmetric_list:\n  - metric: acc\n  - metric: acc_norm\n"
+    "  - metric: acc_mutual_info\n  - metric: exact_match\n" + task_data)
+put("task_file", "gen.yaml", "task: gen\n" + head + "fewshot_split: test\nnum_fewshot: 1\ndoc_to_text: \"{{q | regex_replace('\\\\?', '!')}}\"\n"
+    "doc_to_target: answer\ngeneration_kwargs:\n  until: [\"\\n\"]\n  max_gen_toks: 8\nfilter_list:\n  - name: strict\n    filter:\n"
+    "      - function: regex\n        regex_pattern: \"#### (\\\\-?[0-9\\\\.\\\\,]+)\"\n      - function: take_first\nmetric_list:\n"
+    "  - metric: exact_match\n    ignore_case: true\n    regexes_to_ignore: [\",\"]\n" + task_data)
+put("task_file", "rolling.yaml", "task: ppl\n" + head + "output_type: loglikelihood_rolling\ndoc_to_target: \"{{text}}\"\n" + task_data)
+put("task_file", "choices.yaml", "task: c\n" + head + "output_type: multiple_choice\ndoc_to_text: q\n"
+    "doc_to_choice: \"{{choices}}\"\ndoc_to_target: \"{{label}}\"\ndescription: \"Answer.\\n\"\n"
+    "fewshot_config:\n  sampler: first_n\nnum_fewshot: 1\n" + task_data)
+
 put("jsonl_records", "text.json", '{"text": "Once upon a time"}')
 put("jsonl_records", "prompt.json", '{"prompt": "Hi", "response": "Hello there"}')
 put("jsonl_records", "chat.json", '{"messages": [{"role": "system", "content": "Be brief."}, '

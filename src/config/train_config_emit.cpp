@@ -139,6 +139,16 @@ std::string to_yaml(const TrainConfig& c) {
   out << YAML::Key << "chunk_size" << YAML::Value << t.chunk_size;
   out << YAML::EndMap;
 
+  if (!c.eval.tasks.empty() || c.eval.interval != 0) {
+    out << YAML::Key << "eval" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "tasks" << YAML::Value << YAML::Flow << c.eval.tasks;
+    out << YAML::Key << "interval" << YAML::Value << c.eval.interval;
+    out << YAML::Key << "limit" << YAML::Value << c.eval.limit;
+    out << YAML::Key << "batch_size" << YAML::Value << c.eval.batch_size;
+    out << YAML::Key << "num_fewshot" << YAML::Value << c.eval.num_fewshot;
+    out << YAML::EndMap;
+  }
+
   out << YAML::Key << "distributed" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "backend" << YAML::Value << c.distributed.backend;
   out << YAML::Key << "nproc_per_node" << YAML::Value << c.distributed.nproc_per_node;

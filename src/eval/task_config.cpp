@@ -10,6 +10,7 @@
 
 #include "edgerazor/core/error.h"
 #include "edgerazor/core/files.h"
+#include "edgerazor/text/python_regex.h"
 
 namespace edgerazor::eval {
 namespace {
@@ -142,6 +143,15 @@ std::vector<std::string> string_list(const json& j, const KeyLocation& at, const
   return out;
 }
 
+// A Python regex that PCRE2 cannot compile fails when the file is read, not mid-evaluation.
+void check_regex(const std::string& pattern, const KeyLocation& at, const std::string& key) {
+  try {
+    text::PythonRegex{pattern};
+  } catch (const std::invalid_argument& e) {
+    fail(at, key, e.what());
+  }
+}
+
 struct MetricDefaults {
   const char* name;
   const char* aggregation;
@@ -210,6 +220,7 @@ void parse_metrics(TaskConfig& t, const json& list, const KeyLocation& at) {
         c.ignore_numbers = require_bool(v, at, sub);
       } else if (name == "exact_match" && k == "regexes_to_ignore") {
         c.regexes_to_ignore = string_list(v, at, sub);
+        for (const auto& r : c.regexes_to_ignore) check_regex(r, at, sub);
       } else {
         fail(at, sub, "is not supported for metric " + name);
       }
@@ -246,6 +257,7 @@ void parse_filters(TaskConfig& t, const json& list, const KeyLocation& at) {
         else if (k == "fallback") step.fallback = require_string(v, at, skey + "." + k);
         else fail(at, skey + "." + k, "is not an argument of regex (regex_pattern, group_select, fallback)");
       }
+      if (step.function == "regex") check_regex(step.regex_pattern, at, skey + ".regex_pattern");
       fc.steps.push_back(step);
     }
     t.filters.push_back(fc);
