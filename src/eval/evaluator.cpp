@@ -61,7 +61,7 @@ EvaluationOutput evaluate_tasks(LanguageModel& model, const std::vector<TaskConf
   json results = json::object(), configs = json::object(), versions = json::object(), nshot = json::object(),
        higher = json::object(), nsamples = json::object();
   for (TaskConfig task : tasks) {
-    if (options.num_fewshot >= 0) {
+    if (options.num_fewshot >= 0 && !task.num_fewshot_set_to_zero) {
       task.num_fewshot = options.num_fewshot;
       task.dumped["num_fewshot"] = task.num_fewshot;
     }
@@ -92,7 +92,7 @@ EvaluationOutput evaluate_tasks(LanguageModel& model, const std::vector<TaskConf
           for (const auto& c : w.choices) ll_requests.push_back({"", delimiter + c});
         w.request_count = ll_requests.size() - w.first_request;
         const auto gold_index = [&](const Value& g) -> size_t {
-          if (g.kind() == Value::Kind::kInt) {
+          if (g.kind() == Value::Kind::kInt || g.kind() == Value::Kind::kBool) {  // Python: True == 1
             if (g.as_int() < 0 || g.as_int() >= static_cast<int64_t>(w.choices.size()))
               throw FormatError(where(task, split, "doc_to_target", i), "answer index " + std::to_string(g.as_int()) +
                                                                              " is outside the " + std::to_string(w.choices.size()) + " choices");
@@ -128,7 +128,7 @@ EvaluationOutput evaluate_tasks(LanguageModel& model, const std::vector<TaskConf
         Value gold = w.target;
         if (!task.doc_to_choice.is_undefined()) {
           const auto choices = prompts.doc_to_choice(w.doc, i);
-          if (gold.kind() != Value::Kind::kInt || gold.as_int() < 0 || gold.as_int() >= static_cast<int64_t>(choices.size()))
+          if ((gold.kind() != Value::Kind::kInt && gold.kind() != Value::Kind::kBool) || gold.as_int() < 0 || gold.as_int() >= static_cast<int64_t>(choices.size()))
             throw FormatError(where(task, split, "doc_to_target", i), "must be an index into the " + std::to_string(choices.size()) + " choices, not " + gold.str());
           w.reference = choices[static_cast<size_t>(gold.as_int())];
         } else if (gold.is_array()) {

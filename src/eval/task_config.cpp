@@ -11,6 +11,7 @@
 #include "edgerazor/core/error.h"
 #include "edgerazor/core/files.h"
 #include "edgerazor/text/python_regex.h"
+#include "edgerazor/text/unicode.h"
 
 namespace edgerazor::eval {
 namespace {
@@ -33,8 +34,8 @@ json scalar_to_json(const YAML::Node& node) {
   const std::string& s = node.Scalar();
   if (node.Tag() != "?") return s;  // quoted: always a string
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
-  for (const char* t : {"true", "True", "TRUE", "yes", "Yes", "on", "On"}) if (s == t) return true;
-  for (const char* f : {"false", "False", "FALSE", "no", "No", "off", "Off"}) if (s == f) return false;
+  for (const char* t : {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"}) if (s == t) return true;
+  for (const char* f : {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"}) if (s == f) return false;
   try {
     size_t used = 0;
     const long long v = std::stoll(s, &used, 10);
@@ -59,7 +60,11 @@ json yaml_to_json(const YAML::Node& node, const std::string& file, const std::st
                       "!function (Python code) is not supported: write the field as a Jinja template or a feature name");
   switch (node.Type()) {
     case YAML::NodeType::Null: return nullptr;
-    case YAML::NodeType::Scalar: return scalar_to_json(node);
+    case YAML::NodeType::Scalar:
+      // Python reads task files as UTF-8 and stops on anything else; so do we (JSON needs it too).
+      if (!text::is_valid_utf8(node.Scalar()))
+        throw ConfigError(file, node.Mark().line + 1, node.Mark().column + 1, key, "is not valid UTF-8");
+      return scalar_to_json(node);
     case YAML::NodeType::Sequence: {
       json out = json::array();
       for (size_t i = 0; i < node.size(); ++i) out.push_back(yaml_to_json(node[i], file, key + "[" + std::to_string(i) + "]"));
@@ -71,6 +76,7 @@ json yaml_to_json(const YAML::Node& node, const std::string& file, const std::st
         if (!kv.first.IsScalar())
           throw ConfigError(file, kv.first.Mark().line + 1, kv.first.Mark().column + 1, key, "a mapping key must be a scalar");
         const std::string k = kv.first.Scalar();
+        if (!text::is_valid_utf8(k)) throw ConfigError(file, kv.first.Mark().line + 1, kv.first.Mark().column + 1, key, "a key is not valid UTF-8");
         out[k] = yaml_to_json(kv.second, file, key.empty() ? k : key + "." + k);
       }
       return out;
@@ -210,6 +216,13 @@ void parse_metrics(TaskConfig& t, const json& list, const KeyLocation& at) {
         c.aggregation = require_string(v, at, sub);
         static const std::set<std::string> aggregations = {"mean", "median", "perplexity", "weighted_perplexity", "bits_per_byte"};
         if (!aggregations.count(c.aggregation)) fail(at, sub, "'" + c.aggregation + "' is not supported (mean, median, perplexity, weighted_perplexity, bits_per_byte)");
+        // Rolling metrics are (loglikelihood, weight) pairs; the others one number per document.
+        const bool weighted_metric = t.output_type == "loglikelihood_rolling";
+        const bool weighted_aggregation = c.aggregation == "weighted_perplexity" || c.aggregation == "bits_per_byte";
+        if (weighted_metric != weighted_aggregation)
+          fail(at, sub, "'" + c.aggregation + "' does not fit metric " + name +
+                            (weighted_metric ? " (its items are (loglikelihood, weight) pairs: weighted_perplexity or bits_per_byte)"
+                                             : " (one number per document: mean, median or perplexity)"));
       } else if (k == "higher_is_better") {
         c.higher_is_better = require_bool(v, at, sub);
       } else if (name == "exact_match" && k == "ignore_case") {
@@ -344,9 +357,10 @@ TaskConfig load_task_config(const std::string& yaml_file) {
   const fs::path yaml_dir = fs::path(yaml_file).parent_path();
   const auto resolve = [&](const std::string& f) {
     // As datasets does: relative to the working folder; else beside the task file.
-    if (fs::path(f).is_absolute() || fs::exists(f)) return f;
+    std::error_code ec;  // a name the file system refuses (too long...) is reported when it is read
+    if (fs::path(f).is_absolute() || fs::exists(f, ec)) return f;
     const fs::path beside = yaml_dir / f;
-    return fs::exists(beside) ? beside.string() : f;
+    return fs::exists(beside, ec) ? beside.string() : f;
   };
   if (files.is_object()) {
     for (const auto& [split, list] : files.items())
@@ -392,6 +406,7 @@ TaskConfig load_task_config(const std::string& yaml_file) {
   if (raw.contains("num_fewshot") && !raw["num_fewshot"].is_null()) {
     t.num_fewshot = require_int(raw["num_fewshot"], at("num_fewshot"), "num_fewshot");
     if (t.num_fewshot < 0) fail(at("num_fewshot"), "num_fewshot", "must be >= 0");
+    t.num_fewshot_set_to_zero = t.num_fewshot == 0;
   }
   if (raw.contains("fewshot_config") && !raw["fewshot_config"].is_null()) {
     const json& fc = raw["fewshot_config"];

@@ -14,10 +14,7 @@ namespace {
 
 std::string strip(const std::string& s) { return text::python_strip(s); }
 
-std::string change_case(std::string s, bool upper) {
-  for (char& c : s) c = static_cast<char>(upper ? std::toupper(static_cast<unsigned char>(c)) : std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
+std::string change_case(const std::string& s, bool upper) { return upper ? text::python_upper(s) : text::python_lower(s); }
 
 std::string remove_chars(const std::string& s, const std::string& chars) {
   std::string out;
@@ -41,7 +38,7 @@ std::string regex_extract(const FilterStep& step, const std::string& response) {
     picked = m[0];
   } else {  // a tuple of groups: the first non-empty one
     auto it = std::find_if(m.begin(), m.end(), [](const std::string& g) { return !g.empty(); });
-    if (it == m.end()) return step.fallback;
+    if (it == m.end()) return strip(step.fallback);  // Python strips the fallback in this case
     picked = *it;
   }
   return strip(picked);

@@ -90,7 +90,8 @@ Value TaskPrompts::doc_to_text(const Value& doc, size_t doc_id) const {
   for (const auto& f : data_.features)
     if (f == field.as_string()) return doc.get(f);
   const Value v = render_field(field, doc, doc_id, "doc_to_text");
-  if (is_digits(v.as_string()) && !task_.doc_to_choice.is_undefined()) return Value(static_cast<int64_t>(std::stoll(v.as_string())));
+  if (is_digits(v.as_string()) && !task_.doc_to_choice.is_undefined() && v.as_string().size() < 19)
+    return Value(static_cast<int64_t>(std::stoll(v.as_string())));
   return v;
 }
 
@@ -100,7 +101,7 @@ Value TaskPrompts::doc_to_target(const Value& doc, size_t doc_id) const {
   for (const auto& f : data_.features)
     if (f == field.as_string()) return doc.get(f);
   const std::string s = render_field(field, doc, doc_id, "doc_to_target").as_string();
-  if (is_digits(s) && !task_.doc_to_choice.is_undefined()) return Value(static_cast<int64_t>(std::stoll(s)));
+  if (is_digits(s) && !task_.doc_to_choice.is_undefined() && s.size() < 19) return Value(static_cast<int64_t>(std::stoll(s)));
   if (s.size() >= 2 && s.front() == '[' && s.back() == ']') {
     try {
       return detail::python_literal_eval(s);
@@ -146,7 +147,7 @@ std::vector<std::string> TaskPrompts::doc_to_choice(const Value& doc, size_t doc
 
 std::string TaskPrompts::choice_delimiter() const {
   if (!chat_) return task_.target_delimiter;
-  return task_.gen_prefix && !ends_with_python_space(*task_.gen_prefix) ? task_.target_delimiter : "";
+  return task_.gen_prefix && !task_.gen_prefix->empty() && !ends_with_python_space(*task_.gen_prefix) ? task_.target_delimiter : "";
 }
 
 std::string TaskPrompts::context(const Value& doc, size_t doc_id) {
@@ -169,7 +170,7 @@ std::string TaskPrompts::context(const Value& doc, size_t doc_id) {
     messages.push_back({"user", q.as_string(), (has_answer && gen_prefix.empty()) || delimit_prefix ? target_delimiter : ""});
     if (has_answer) {
       std::string answer;
-      if (choices && a->kind() == Value::Kind::kInt) {
+      if (choices && (a->kind() == Value::Kind::kInt || a->kind() == Value::Kind::kBool)) {
         const int64_t k = a->as_int();
         if (k < 0 || k >= static_cast<int64_t>(choices->size()))
           throw FormatError(where("doc_to_target", id), "few-shot answer index " + std::to_string(k) + " is outside the " +
@@ -261,7 +262,17 @@ ChatFormatter chat_formatter(const text::ChatTemplate& chat_template) {
   return [chat_template](const std::vector<text::ChatMessage>& messages, bool add_generation_prompt) {
     text::ChatRenderOptions options;
     options.add_generation_prompt = add_generation_prompt;
-    std::string rendered = chat_template.render(messages, options).text;
+    std::string rendered;
+    try {
+      rendered = chat_template.render(messages, options).text;
+    } catch (const text::jinja::TemplateError&) {
+      // As HFLM.apply_chat_template: a template that refuses the system role gets the chat without it.
+      std::vector<text::ChatMessage> without_system;
+      for (const auto& m : messages)
+        if (m.role != "system") without_system.push_back(m);
+      if (without_system.size() == messages.size()) throw;
+      rendered = chat_template.render(without_system, options).text;
+    }
     if (add_generation_prompt || messages.empty()) return rendered;
     // continue_final_message (transformers' apply_chat_template).
     const std::string& final_message = messages.back().content;

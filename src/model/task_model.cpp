@@ -81,6 +81,8 @@ TaskLanguageModel::TokenPair TaskLanguageModel::encode_pair(const std::string& c
   context.resize(keep);
   const std::vector<int64_t> whole = encode(context + continuation);
   std::vector<int64_t> ctx = encode(context);
+  if (ctx.empty())  // a whitespace-only context and a tokenizer that adds no BOS: nothing to condition on
+    throw std::invalid_argument("a context of only whitespace tokenizes to nothing (the tokenizer adds no BOS): '" + context_in + "'");
   const size_t n = std::min(ctx.size(), whole.size());
   return {ctx, std::vector<int64_t>(whole.begin() + static_cast<std::ptrdiff_t>(n), whole.end())};
 }
@@ -265,18 +267,25 @@ std::vector<eval::LoglikelihoodResult> TaskLanguageModel::score_tokens(const std
       ++it;
     }
   }
-  // Several contexts per pass, up to batch_size of them.
-  std::vector<const std::vector<size_t>*> groups;
+  // Passes of at most batch_size continuations (as lm-eval's batches), each pass holding the
+  // contexts its continuations need: a large group (e.g. every rolling first window shares the
+  // one-token context [BOS]) is split over passes.
   const size_t per_pass = static_cast<size_t>(std::max<int64_t>(1, options_.batch_size));
-  for (auto it = by_context.begin(); it != by_context.end();) {
-    groups.clear();
+  std::vector<std::vector<size_t>> chunks;
+  for (const auto& [ctx, rows] : by_context)
+    for (size_t begin = 0; begin < rows.size(); begin += per_pass)
+      chunks.emplace_back(rows.begin() + static_cast<std::ptrdiff_t>(begin),
+                          rows.begin() + static_cast<std::ptrdiff_t>(std::min(rows.size(), begin + per_pass)));
+  for (size_t c = 0; c < chunks.size();) {
+    std::vector<const std::vector<size_t>*> pass;
     size_t rows = 0;
-    for (; it != by_context.end() && groups.size() < per_pass; ++it) {
-      groups.push_back(&it->second);
-      rows += it->second.size();
+    for (; c < chunks.size() && rows + chunks[c].size() <= per_pass; ++c) {
+      pass.push_back(&chunks[c]);
+      rows += chunks[c].size();
     }
+    if (pass.empty()) pass.push_back(&chunks[c++]), rows = pass.back()->size();
     runtime::adapt_threads();
-    score_shared_contexts(pairs, groups, out);
+    score_shared_contexts(pairs, pass, out);
     report(rows);
   }
   // The rest longest first, in batches (as lm-eval's Collator orders them).

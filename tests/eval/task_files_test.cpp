@@ -61,11 +61,14 @@ TEST(TaskMetricsTest, ExactMatchOptionsAndFilters) {
   EXPECT_TRUE(edgerazor::eval::exact_match(em, "Roxy.", "roxy"));
   em.regexes_to_ignore = {"^the "};
   EXPECT_TRUE(edgerazor::eval::exact_match(em, "the dog", "Dog!"));
+  EXPECT_TRUE(edgerazor::eval::exact_match(em, "ÄPFEL", "äpfel"));  // Unicode case, as Python's str.lower
   em.ignore_numbers = true;
   EXPECT_TRUE(edgerazor::eval::exact_match(em, "dog 42", "dog "));
   edgerazor::eval::FilterConfig f{"strict", {{"regex"}, {"take_first"}}};
   EXPECT_EQ(edgerazor::eval::apply_filter(f, {"so #### 1,000 ok"}), "1,000");
   EXPECT_EQ(edgerazor::eval::apply_filter(f, {"no answer"}), "[invalid]");
+  const edgerazor::eval::FilterConfig upper{"u", {{"uppercase"}}};
+  EXPECT_EQ(edgerazor::eval::apply_filter(upper, {"straße"}), "STRASSE");  // "straße".upper()
   f.steps[0].regex_pattern = "(\\d+)";
   f.steps[0].group_select = -1;  // lm-eval's flexible-extract takes the last match
   EXPECT_EQ(edgerazor::eval::apply_filter(f, {"3 then 5"}), "5");

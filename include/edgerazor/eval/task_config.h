@@ -60,6 +60,7 @@ struct TaskConfig {
   std::string description, target_delimiter = " ", fewshot_delimiter = "\n\n";
   std::optional<std::string> gen_prefix;
   int64_t num_fewshot = 0;
+  bool num_fewshot_set_to_zero = false;  // lm-eval never overrides an explicit `num_fewshot: 0`
   std::string fewshot_sampler = "default";  // or first_n
   std::optional<GenerationConfig> generation;  // generate_until only
   std::vector<MetricConfig> metrics;

@@ -14,5 +14,9 @@ bool python_isspace(char32_t cp);
 std::string python_strip(std::string_view s, bool left = true, bool right = true);
 bool starts_with_python_space(std::string_view s);
 bool ends_with_python_space(std::string_view s);
+// str.lower() / str.upper(): full Unicode case mapping (ß -> SS, final sigma), through ICU's
+// root-locale UTF-8 case mapping; invalid UTF-8 is replaced by U+FFFD first.
+std::string python_lower(std::string_view s);
+std::string python_upper(std::string_view s);
 
 }  // namespace edgerazor::text
