@@ -51,6 +51,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <fstream>
 #include <iostream>
@@ -67,6 +68,7 @@
 #include "edgerazor/distill/functional.h"
 #include "edgerazor/distill/logit_loss.h"
 #include "edgerazor/distill/objective.h"
+#include "edgerazor/io/hf_model.h"
 #include "edgerazor/model/transformer.h"
 #include "edgerazor/quant/hooks.h"
 #include "edgerazor/quant/inject.h"
@@ -93,6 +95,8 @@ struct StepArgs {
   int steps = 6, threads = 0;
   std::string dtype = "auto";
   std::string device = "cpu";
+  std::string model_dir;          // an HF folder: its config.json's shapes (and weights when it has them)
+  std::string quant = "w1.58a8kv8";  // preset or quantization YAML of the student (KV8 left out)
   bool json = false;  // one JSON line instead of the table
 };
 
@@ -241,7 +245,14 @@ double forward_flops(const edgerazor::model::ModelConfig& c, int64_t B, int64_t 
 
 // ---- the step --------------------------------------------------------------------------------
 
-edgerazor::model::ModelConfig model_config(const StepArgs& a) {
+edgerazor::model::ModelConfig model_config(StepArgs& a) {
+  if (!a.model_dir.empty()) {  // any architecture the zoo reads; the size flags follow it
+    edgerazor::model::ModelConfig c = edgerazor::model::load_model_config(a.model_dir + "/config.json");
+    c.max_position_embeddings = std::max<int64_t>(c.max_position_embeddings, a.seq);
+    a.vocab = c.vocab_size, a.dim = c.hidden_size, a.layers = c.num_hidden_layers, a.heads = c.num_attention_heads;
+    a.kv_heads = c.num_key_value_heads, a.ffn = c.intermediate_size;
+    return c;
+  }
   edgerazor::model::ModelConfig c;
   c.architecture = edgerazor::model::Architecture::kLlama;
   c.vocab_size = a.vocab;
@@ -348,7 +359,7 @@ struct Bench {
   }
 };
 
-int run_step(const StepArgs& a) {
+int run_step(StepArgs& a) {
   if (a.threads > 0) edgerazor::runtime::set_threads(a.threads);
   g_device = edgerazor::runtime::resolve_device(a.device, 0, "--device");
   g_sync_gpu = g_device.is_cuda();
@@ -367,8 +378,19 @@ int run_step(const StepArgs& a) {
 
   at::manual_seed(0);
   Bench b;
-  b.teacher = edgerazor::model::CausalLM(config);
-  b.student = edgerazor::model::CausalLM(config);
+  bool weights_from_folder = false;
+  if (!a.model_dir.empty()) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(a.model_dir, ec))
+      weights_from_folder |= e.path().extension() == ".safetensors";
+  }
+  if (weights_from_folder) {
+    b.teacher = edgerazor::io::load_pretrained(a.model_dir, {});
+    b.teacher->config.max_position_embeddings = config.max_position_embeddings;
+  } else {
+    b.teacher = edgerazor::model::CausalLM(config);  // random weights of the shape
+  }
+  b.student = edgerazor::model::CausalLM(b.teacher->config);
   {
     at::NoGradGuard no_grad;  // QAD starts from the teacher's weights
     auto src = b.teacher->named_parameters(true);
@@ -382,8 +404,8 @@ int run_step(const StepArgs& a) {
   const char* ckpt_env = std::getenv("EDGERAZOR_BENCH_CHECKPOINT");
   const bool checkpointing = ckpt_env && std::string(ckpt_env) == "1";
   b.student->set_gradient_checkpointing(checkpointing);  // recompute each layer in backward
-  auto quant = edgerazor::config::preset("w1.58a8kv8");
-  auto& targets = quant.select.target_types;  // ternary W + A8 block 256; KV8 off (not in the step)
+  auto quant = edgerazor::config::quant_config_from_arg(a.quant);
+  auto& targets = quant.select.target_types;  // default: ternary W + A8 block 256; KV8 off (not in the step)
   targets.erase(std::remove(targets.begin(), targets.end(), "kv_cache"), targets.end());
   edgerazor::quant::inject(*b.student, quant);
   b.objective = edgerazor::distill::DistillObjective(objective_options());
@@ -465,6 +487,8 @@ int run_step(const StepArgs& a) {
   j["config"] = {{"vocab", a.vocab}, {"dim", a.dim},       {"layers", a.layers}, {"heads", a.heads},
                  {"kv_heads", a.kv_heads}, {"ffn", a.ffn}, {"seq", a.seq},       {"batch", a.batch},
                  {"steps", a.steps}};
+  if (!a.model_dir.empty()) j["config"]["model"] = a.model_dir;
+  j["config"]["quant"] = a.quant;
   j["student_parameters"] = edgerazor::quant::count_parameters(*b.student);
   // Teacher + student weights, student gradients and the two AdamW moments, all in the step dtype.
   const double params = static_cast<double>(edgerazor::quant::count_parameters(*b.student));
@@ -515,6 +539,8 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     step->add_option("--threads", a.threads, "intra-op threads (default: all cores)");
     step->add_option("--device", a.device, "cpu | cuda | cuda:N | auto")->capture_default_str();
+    step->add_option("--model", a.model_dir, "HF folder whose config.json gives the shapes (weights too when it has safetensors; e.g. bench/qwen3-0.6b)");
+    step->add_option("--quant", a.quant, "the student's quantization: preset or YAML (KV8 is left out)")->capture_default_str();
     step->add_flag("--json", a.json, "print the result as one JSON line (every field) instead of a table");
     try {
       app.parse(argc, argv);

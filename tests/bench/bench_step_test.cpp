@@ -10,6 +10,7 @@
 #include <string>
 
 #include "fixtures/subprocess.h"
+#include "edgerazor/model/model_config.h"
 #include "fixtures/test_paths.h"
 
 
@@ -52,6 +53,31 @@ TEST(BenchStep, TinyStepPrintsTheJsonLine) {
   // A sane loss: 0.1 * CE (about 0.1 * ln V at init) plus small distillation terms.
   EXPECT_GT(j["loss"].get<double>(), 0.05 * std::log(V));
   EXPECT_LT(j["loss"].get<double>(), 0.3 * std::log(V));
+}
+
+// --model: any HF folder's config.json gives the shapes (here stories260K's, with its weights), and
+// bench/qwen3-0.6b is the Qwen3-0.6B shape the bench keeps (read only: too big to step in a test).
+TEST(BenchStep, ModelFolderGivesTheShapes) {
+  const std::string stories = std::string(EDGERAZOR_SHARED_DATA_DIR) + "/models/stories260K-hf";
+  const Result r = run_merged(kBench + " step --model " + stories + " --quant " + EDGERAZOR_SOURCE_DIR +
+                              "/configs/tiny-stories260k-w1.58.yaml --seq 32 --batch 2 --steps 2 --dtype fp32 --threads 1 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(last_line(r.out));
+  EXPECT_EQ(j["config"]["vocab"], 512);
+  EXPECT_EQ(j["config"]["dim"], 64);
+  EXPECT_EQ(j["config"]["layers"], 5);
+  EXPECT_EQ(j["config"]["kv_heads"], 4);
+  EXPECT_EQ(j["config"]["ffn"], 172);
+  EXPECT_GT(j["tokens_per_s"].get<double>(), 0.0);
+  const auto shape = edgerazor::model::load_model_config(std::string(EDGERAZOR_SOURCE_DIR) + "/bench/qwen3-0.6b/config.json");
+  EXPECT_EQ(shape.architecture, edgerazor::model::Architecture::kQwen3);
+  EXPECT_EQ(shape.vocab_size, 151936);
+  EXPECT_EQ(shape.num_hidden_layers, 28);
+  EXPECT_EQ(shape.head_dim, 128);
+  EXPECT_TRUE(shape.tie_word_embeddings);
+  const Result missing = run_merged(kBench + " step --model /nonexistent --steps 1");
+  EXPECT_NE(missing.code, 0);
+  EXPECT_THAT(missing.out, ::testing::HasSubstr("/nonexistent"));
 }
 
 TEST(BenchStep, BadFlagsExitTwo) {
