@@ -49,10 +49,6 @@ struct DocWork {
   std::vector<std::string> references;
 };
 
-std::string where(const TaskConfig& task, const std::string& split, const char* key, size_t id) {
-  return task.file + ": " + key + ", document " + std::to_string(id) + " of split '" + split + "'";
-}
-
 }  // namespace
 
 EvaluationOutput evaluate_tasks(LanguageModel& model, const std::vector<TaskConfig>& tasks, const EvaluationOptions& options) {
@@ -69,7 +65,6 @@ EvaluationOutput evaluate_tasks(LanguageModel& model, const std::vector<TaskConf
     TaskPrompts prompts(task, data, options.fewshot_seed, options.chat, options.fewshot_as_multiturn);
     const std::vector<Value>& docs = prompts.eval_docs();
     const size_t n = options.limit > 0 ? std::min(docs.size(), static_cast<size_t>(options.limit)) : docs.size();
-    const std::string& split = prompts.eval_split();
     const bool mutual_info = std::any_of(task.metrics.begin(), task.metrics.end(), [](const MetricConfig& m) { return m.name == "acc_mutual_info"; });
 
     // Requests, in document order (few-shot examples are drawn in this order, as lm-eval does).
@@ -94,16 +89,16 @@ EvaluationOutput evaluate_tasks(LanguageModel& model, const std::vector<TaskConf
         const auto gold_index = [&](const Value& g) -> size_t {
           if (g.kind() == Value::Kind::kInt || g.kind() == Value::Kind::kBool) {  // Python: True == 1
             if (g.as_int() < 0 || g.as_int() >= static_cast<int64_t>(w.choices.size()))
-              throw FormatError(where(task, split, "doc_to_target", i), "answer index " + std::to_string(g.as_int()) +
+              throw FormatError(prompts.where("doc_to_target", i), "answer index " + std::to_string(g.as_int()) +
                                                                              " is outside the " + std::to_string(w.choices.size()) + " choices");
             return static_cast<size_t>(g.as_int());
           }
           if (g.is_string()) {
             for (size_t k = 0; k < w.choices.size(); ++k)
               if (w.choices[k] == g.as_string()) return k;
-            throw FormatError(where(task, split, "doc_to_target", i), "answer '" + g.as_string() + "' is not one of the choices");
+            throw FormatError(prompts.where("doc_to_target", i), "answer '" + g.as_string() + "' is not one of the choices");
           }
-          throw FormatError(where(task, split, "doc_to_target", i), "answer " + g.str() + " is neither a choice index nor a choice");
+          throw FormatError(prompts.where("doc_to_target", i), "answer " + g.str() + " is neither a choice index nor a choice");
         };
         if (w.target.is_array()) {
           w.multiple_target = true;
@@ -112,12 +107,12 @@ EvaluationOutput evaluate_tasks(LanguageModel& model, const std::vector<TaskConf
           w.gold.push_back(gold_index(w.target));
         }
       } else if (task.output_type == "loglikelihood") {
-        if (!w.target.is_string()) throw FormatError(where(task, split, "doc_to_target", i), "must give a string continuation, not " + w.target.str());
+        if (!w.target.is_string()) throw FormatError(prompts.where("doc_to_target", i), "must give a string continuation, not " + w.target.str());
         w.first_request = ll_requests.size();
         w.request_count = 1;
         ll_requests.push_back({w.context, w.target.as_string()});
       } else if (task.output_type == "loglikelihood_rolling") {
-        if (!w.target.is_string()) throw FormatError(where(task, split, "doc_to_target", i), "must give the text to score, not " + w.target.str());
+        if (!w.target.is_string()) throw FormatError(prompts.where("doc_to_target", i), "must give the text to score, not " + w.target.str());
         w.first_request = rolling_requests.size();
         w.request_count = 1;
         rolling_requests.push_back(w.target.as_string());
@@ -129,7 +124,7 @@ EvaluationOutput evaluate_tasks(LanguageModel& model, const std::vector<TaskConf
         if (!task.doc_to_choice.is_undefined()) {
           const auto choices = prompts.doc_to_choice(w.doc, i);
           if ((gold.kind() != Value::Kind::kInt && gold.kind() != Value::Kind::kBool) || gold.as_int() < 0 || gold.as_int() >= static_cast<int64_t>(choices.size()))
-            throw FormatError(where(task, split, "doc_to_target", i), "must be an index into the " + std::to_string(choices.size()) + " choices, not " + gold.str());
+            throw FormatError(prompts.where("doc_to_target", i), "must be an index into the " + std::to_string(choices.size()) + " choices, not " + gold.str());
           w.reference = choices[static_cast<size_t>(gold.as_int())];
         } else if (gold.is_array()) {
           w.multiple_target = true;
@@ -157,7 +152,8 @@ EvaluationOutput evaluate_tasks(LanguageModel& model, const std::vector<TaskConf
     for (const auto& filter : task.filters) {
       std::vector<MetricItems> items(task.metrics.size());
       for (const DocWork& w : work) {
-        json sample = {{"doc_id", w.id}, {"doc", value_json(w.doc)}, {"target", w.target.is_string() ? w.target.as_string() : w.target.str()}};
+        json sample = {{"doc_id", w.id}, {"doc", options.log_samples ? value_json(w.doc) : json()},
+                       {"target", w.target.is_string() ? w.target.as_string() : w.target.str()}};
         json arguments = json::object(), resps = json::array(), filtered = json::array();
         std::vector<double> metric_values(task.metrics.size(), 0.0);
         if (task.output_type == "multiple_choice" || task.output_type == "loglikelihood") {

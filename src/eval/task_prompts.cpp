@@ -2,6 +2,7 @@
 // build_qa_turn, the few-shot sampler and multiturn_to_singleturn.
 #include "edgerazor/eval/task_prompts.h"
 
+#include <algorithm>
 #include <map>
 
 #include "edgerazor/core/error.h"
@@ -63,10 +64,11 @@ std::string TaskPrompts::where(const char* key, size_t doc_id) const {
   return task_.file + ": " + key + ", document " + std::to_string(doc_id) + " of split '" + eval_split_ + "'";
 }
 
-Value TaskPrompts::render_field(const Value& field, const Value& doc, size_t doc_id, const char* key) const {
-  const std::string& source = field.as_string();
-  for (const auto& f : data_.features)
-    if (f == source) return doc.get(f);
+bool TaskPrompts::is_feature(const std::string& name) const {
+  return std::find(data_.features.begin(), data_.features.end(), name) != data_.features.end();
+}
+
+std::string TaskPrompts::render_template(const std::string& source, const Value& doc, size_t doc_id, const char* key) const {
   auto it = templates_->compiled.find(source);
   try {
     if (it == templates_->compiled.end()) {
@@ -76,7 +78,7 @@ Value TaskPrompts::render_field(const Value& field, const Value& doc, size_t doc
       options.strict_undefined = true;
       it = templates_->compiled.emplace(source, text::jinja::Template(source, options)).first;
     }
-    return Value(it->second.render(doc).text);
+    return it->second.render(doc).text;
   } catch (const text::jinja::TemplateError& e) {
     std::string why = e.what();
     if (why.rfind("chat template ", 0) == 0) why = why.substr(14);
@@ -87,20 +89,17 @@ Value TaskPrompts::render_field(const Value& field, const Value& doc, size_t doc
 Value TaskPrompts::doc_to_text(const Value& doc, size_t doc_id) const {
   const Value& field = task_.doc_to_text;
   if (field.kind() == Value::Kind::kInt) return field;
-  for (const auto& f : data_.features)
-    if (f == field.as_string()) return doc.get(f);
-  const Value v = render_field(field, doc, doc_id, "doc_to_text");
-  if (is_digits(v.as_string()) && !task_.doc_to_choice.is_undefined() && v.as_string().size() < 19)
-    return Value(static_cast<int64_t>(std::stoll(v.as_string())));
-  return v;
+  if (is_feature(field.as_string())) return doc.get(field.as_string());
+  const std::string s = render_template(field.as_string(), doc, doc_id, "doc_to_text");
+  if (is_digits(s) && !task_.doc_to_choice.is_undefined() && s.size() < 19) return Value(static_cast<int64_t>(std::stoll(s)));
+  return Value(s);
 }
 
 Value TaskPrompts::doc_to_target(const Value& doc, size_t doc_id) const {
   const Value& field = task_.doc_to_target;
   if (field.kind() == Value::Kind::kInt || field.is_array()) return field;
-  for (const auto& f : data_.features)
-    if (f == field.as_string()) return doc.get(f);
-  const std::string s = render_field(field, doc, doc_id, "doc_to_target").as_string();
+  if (is_feature(field.as_string())) return doc.get(field.as_string());
+  const std::string s = render_template(field.as_string(), doc, doc_id, "doc_to_target");
   if (is_digits(s) && !task_.doc_to_choice.is_undefined() && s.size() < 19) return Value(static_cast<int64_t>(std::stoll(s)));
   if (s.size() >= 2 && s.front() == '[' && s.back() == ']') {
     try {
@@ -120,12 +119,10 @@ std::vector<std::string> TaskPrompts::doc_to_choice(const Value& doc, size_t doc
     for (const auto& kv : field.as_object()) values.push_back(kv.second);
     list = Value(values);
   } else if (field.is_string()) {
-    bool is_feature = false;
-    for (const auto& f : data_.features) is_feature |= f == field.as_string();
-    if (is_feature) {
+    if (is_feature(field.as_string())) {
       list = doc.get(field.as_string());
     } else {
-      const std::string rendered = render_field(field, doc, doc_id, "doc_to_choice").as_string();
+      const std::string rendered = render_template(field.as_string(), doc, doc_id, "doc_to_choice");
       try {
         list = detail::python_literal_eval(rendered);
       } catch (const std::invalid_argument& e) {
@@ -151,13 +148,14 @@ std::string TaskPrompts::choice_delimiter() const {
 }
 
 std::string TaskPrompts::context(const Value& doc, size_t doc_id) {
-  const auto resolve = [&](const std::optional<std::string>& field, const char* key) -> std::string {
+  // Task.resolve_field: the document's field of that name, else the text as a template over it.
+  const auto resolve = [&](const std::optional<std::string>& field, const Value& of, const char* key) -> std::string {
     if (!field || field->empty()) return "";
-    if (!doc.get(*field).is_undefined()) return doc.get(*field).str();
-    return render_field(Value(*field), doc, doc_id, key).as_string();
+    if (!of.get(*field).is_undefined()) return of.get(*field).str();
+    return render_template(*field, of, doc_id, key);
   };
   std::vector<Message> messages;
-  const std::string description = resolve(task_.description.empty() ? std::nullopt : std::optional<std::string>(task_.description), "description");
+  const std::string description = resolve(task_.description, doc, "description");
   if (!description.empty()) messages.push_back({"system", description, ""});
 
   // build_qa_turn
@@ -223,14 +221,11 @@ std::string TaskPrompts::context(const Value& doc, size_t doc_id) {
       std::vector<std::string> choices;
       if (!task_.doc_to_choice.is_undefined()) choices = doc_to_choice(shot, doc_id);
       const Value a = doc_to_target(shot, doc_id);
-      std::string prefix;
-      if (task_.gen_prefix && !task_.gen_prefix->empty())
-        prefix = !shot.get(*task_.gen_prefix).is_undefined() ? shot.get(*task_.gen_prefix).str()
-                                                             : render_field(Value(*task_.gen_prefix), shot, doc_id, "gen_prefix").as_string();
-      qa_turn(q, task_.doc_to_choice.is_undefined() ? nullptr : &choices, &a, prefix, task_.target_delimiter, task_.fewshot_delimiter, doc_id);
+      qa_turn(q, task_.doc_to_choice.is_undefined() ? nullptr : &choices, &a, resolve(task_.gen_prefix, shot, "gen_prefix"),
+              task_.target_delimiter, task_.fewshot_delimiter, doc_id);
     }
   }
-  const std::string gen_prefix = resolve(task_.gen_prefix, "gen_prefix");
+  const std::string gen_prefix = resolve(task_.gen_prefix, doc, "gen_prefix");
   qa_turn(doc_to_text(doc, doc_id), nullptr, nullptr, gen_prefix, task_.target_delimiter, "", doc_id);
 
   if (!chat_) {

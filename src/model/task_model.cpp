@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <map>
-#include <numeric>
 
 #include "edgerazor/model/generation.h"
 #include "edgerazor/runtime/runtime.h"
@@ -207,7 +206,6 @@ void TaskLanguageModel::score_shared_contexts(const std::vector<TokenPair>& pair
 
   // 3. The hidden state before each continuation token: the context's last one, then the
   //    continuation's own.
-  std::vector<at::Tensor> pieces;
   std::vector<int64_t> targets;
   std::vector<size_t> row_of;
   const at::Tensor ctx_flat = ctx_hidden.reshape({-1, ctx_hidden.size(-1)});
@@ -292,11 +290,10 @@ std::vector<eval::LoglikelihoodResult> TaskLanguageModel::score_tokens(const std
   std::stable_sort(plain.begin(), plain.end(), [&](size_t a, size_t b) {
     return pairs[a].first.size() + pairs[a].second.size() > pairs[b].first.size() + pairs[b].second.size();
   });
-  const size_t batch = static_cast<size_t>(std::max<int64_t>(1, options_.batch_size));
-  for (size_t begin = 0; begin < plain.size(); begin += batch) {
+  for (size_t begin = 0; begin < plain.size(); begin += per_pass) {
     runtime::adapt_threads();
     const std::vector<size_t> rows(plain.begin() + static_cast<std::ptrdiff_t>(begin),
-                                   plain.begin() + static_cast<std::ptrdiff_t>(std::min(plain.size(), begin + batch)));
+                                   plain.begin() + static_cast<std::ptrdiff_t>(std::min(plain.size(), begin + per_pass)));
     score_batch(pairs, rows, out);
     report(rows.size());
   }
@@ -346,13 +343,10 @@ std::vector<std::string> TaskLanguageModel::generate_until(const std::vector<eva
       if (std::find(special.begin(), special.end(), id) == special.end()) kept.push_back(static_cast<int32_t>(id));
     return tokenizer_.decode(kept);
   };
-  const auto cut = [](std::string s, const std::vector<std::string>& until) {
-    for (const auto& term : until)
-      if (!term.empty()) {
-        const size_t at = s.find(term);
-        if (at != std::string::npos) s.resize(at);
-      }
-    return s;
+  // s.split(term)[0] for every term = the text before the earliest stop string.
+  const auto cut = [](const std::string& s, const std::vector<std::string>& until) {
+    size_t length = 0;
+    return s.substr(0, find_stop_string(s, until, length));
   };
   const size_t batch = static_cast<size_t>(std::max<int64_t>(1, options_.batch_size));
   size_t done = 0;
@@ -378,10 +372,8 @@ std::vector<std::string> TaskLanguageModel::generate_until(const std::vector<eva
     const auto ids = generate_batch(model_, prompts, gen, [&](size_t b, int64_t id) {
       produced[b].push_back(id);
       // Stop once a stop string shows in the decoded text (the part after it is cut anyway).
-      const std::string text = decode(produced[b]);
-      for (const auto& term : requests[begin + b].until)
-        if (!term.empty() && text.find(term) != std::string::npos) return false;
-      return true;
+      size_t length = 0;
+      return find_stop_string(decode(produced[b]), requests[begin + b].until, length) == std::string::npos;
     });
     for (size_t b = 0; b < ids.size(); ++b) out[begin + b] = cut(decode(ids[b]), requests[begin + b].until);
     done += end - begin;

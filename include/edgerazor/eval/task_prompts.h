@@ -47,10 +47,12 @@ class TaskPrompts {
   // a chat template unless gen_prefix asks for one).
   std::string choice_delimiter() const;
   bool uses_chat_template() const { return static_cast<bool>(chat_); }
+  // "task.yaml: KEY, document N of split 'S'": where an error about a document is.
+  std::string where(const char* key, size_t doc_id) const;
 
  private:
-  Value render_field(const Value& field, const Value& doc, size_t doc_id, const char* key) const;
-  std::string where(const char* key, size_t doc_id) const;
+  bool is_feature(const std::string& name) const;
+  std::string render_template(const std::string& source, const Value& doc, size_t doc_id, const char* key) const;
 
   const TaskConfig& task_;
   const TaskData& data_;
