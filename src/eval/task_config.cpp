@@ -10,6 +10,7 @@
 
 #include "edgerazor/core/error.h"
 #include "edgerazor/core/files.h"
+#include "edgerazor/core/json_records.h"
 #include "edgerazor/text/python_regex.h"
 #include "edgerazor/text/unicode.h"
 
@@ -121,7 +122,7 @@ json load_yaml_with_includes(const std::string& file, std::map<std::string, KeyL
   return merged;
 }
 
-Value json_to_value(const json& j) { return Value::from_json(j.dump()); }
+Value json_to_value(const json& j) { return Value::from_json(j); }
 
 std::string require_string(const json& j, const KeyLocation& at, const std::string& key) {
   if (!j.is_string()) fail(at, key, "must be a string, not " + std::string(j.type_name()));
@@ -395,13 +396,9 @@ TaskConfig load_task_config(const std::string& yaml_file) {
   if (t.doc_to_text.is_undefined() && t.output_type != "loglikelihood_rolling") fail({yaml_file, 0}, "doc_to_text", "is required");
   if (t.doc_to_target.is_undefined()) fail({yaml_file, 0}, "doc_to_target", "is required");
   if (t.output_type == "multiple_choice" && t.doc_to_choice.is_undefined()) fail({yaml_file, 0}, "doc_to_choice", "is required for multiple_choice");
-  for (const char* key : {"description", "target_delimiter", "fewshot_delimiter"})
-    if (raw.contains(key)) {
-      const std::string v = raw[key].is_null() ? "" : require_string(raw[key], at(key), key);
-      if (std::string(key) == "description") t.description = v;
-      else if (std::string(key) == "target_delimiter") t.target_delimiter = v;
-      else t.fewshot_delimiter = v;
-    }
+  for (const auto& [key, target] : {std::pair{"description", &t.description}, std::pair{"target_delimiter", &t.target_delimiter},
+                                     std::pair{"fewshot_delimiter", &t.fewshot_delimiter}})
+    if (raw.contains(key)) *target = raw[key].is_null() ? "" : require_string(raw[key], at(key), key);
   if (raw.contains("gen_prefix")) t.gen_prefix = optional_string(raw["gen_prefix"], at("gen_prefix"), "gen_prefix");
   if (raw.contains("num_fewshot") && !raw["num_fewshot"].is_null()) {
     t.num_fewshot = require_int(raw["num_fewshot"], at("num_fewshot"), "num_fewshot");
@@ -505,35 +502,35 @@ TaskData load_task_data(const TaskConfig& task) {
       std::stringstream ss;
       ss << in.rdbuf();
       const std::string text = ss.str();
-      std::vector<json> records;
-      const size_t first = text.find_first_not_of(" \t\r\n");
-      try {
-        if (first != std::string::npos && text[first] == '[') {
-          json all = json::parse(text);
-          for (auto& r : all) records.push_back(r);
-        } else {
-          std::istringstream lines(text);
-          std::string line;
-          int64_t number = 0;
-          while (std::getline(lines, line)) {
-            ++number;
-            if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-            try {
-              records.push_back(json::parse(line));
-            } catch (const json::exception& e) {
-              throw FormatError(file, "line " + std::to_string(number) + ": not a JSON object: " + e.what());
-            }
-            if (!records.back().is_object()) throw FormatError(file, "line " + std::to_string(number) + ": not a JSON object");
-          }
-        }
-      } catch (const json::exception& e) {
-        throw FormatError(file, std::string("not JSON Lines or a JSON array: ") + e.what());
-      }
-      for (const auto& r : records) {
-        if (!r.is_object()) throw FormatError(file, "document " + std::to_string(rows.size()) + " is not a JSON object");
+      // One parse per record, rejecting repeated keys as every reader of hand-written JSON does.
+      const auto add = [&](const json& r, const std::string& what) {
+        if (!r.is_object()) throw FormatError(file, what + ": not a JSON object");
         for (const auto& [k, v] : r.items())
           if (feature_set.insert(k).second) data.features.push_back(k);
-        rows.push_back(Value::from_json(r.dump()));
+        rows.push_back(Value::from_json(r));
+      };
+      const size_t first = text.find_first_not_of(" \t\r\n");
+      if (first != std::string::npos && text[first] == '[') {
+        json all;
+        try {
+          all = json_records::parse<json>(text);
+        } catch (const std::exception& e) {  // nlohmann's errors and DuplicateKey
+          throw FormatError(file, std::string("not JSON Lines or a JSON array: ") + e.what());
+        }
+        for (const auto& r : all) add(r, "document " + std::to_string(rows.size()));
+      } else {
+        std::istringstream lines(text);
+        std::string line;
+        for (int64_t number = 1; std::getline(lines, line); ++number) {
+          if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+          json r;
+          try {
+            r = json_records::parse<json>(line);
+          } catch (const std::exception& e) {
+            throw FormatError(file, "line " + std::to_string(number) + ": not a JSON object: " + e.what());
+          }
+          add(r, "line " + std::to_string(number));
+        }
       }
     }
     if (rows.empty()) throw FormatError(task.data_files.at(split).front(), "split '" + split + "' of task " + task.task + " (" + task.file + ") has no documents");

@@ -173,6 +173,8 @@ Value from_nlohmann(const nlohmann::ordered_json& j) {
 // ---------------------------------------------------------------------------------------------
 // Value
 
+Value Value::from_json(const nlohmann::ordered_json& json) { return from_nlohmann(json); }
+
 Value Value::from_json(const std::string& json_text) {
   try {
     return from_nlohmann(nlohmann::ordered_json::parse(json_text));

@@ -185,6 +185,9 @@ TEST_F(TaskFileTest, BadTaskFilesNameFileKeyAndDocument) {
   EXPECT_THAT(error_of(task("doc_to_text: q\ndoc_to_target: label\nshuffle: true\n")), ::testing::AllOf(HasSubstr("task.yaml"), HasSubstr("shuffle")));
   EXPECT_THAT(error_of(task("output_type: multiple_choice\ndoc_to_text: q\ndoc_to_choice: choices\ndoc_to_target: label\n", "{\"q\": 1}\nnot json\n")),
               ::testing::AllOf(HasSubstr("data.jsonl"), HasSubstr("line 2")));
+  EXPECT_THAT(error_of(task("output_type: multiple_choice\ndoc_to_text: q\ndoc_to_choice: choices\ndoc_to_target: label\n",
+                            "{\"q\": \"a\", \"q\": \"b\", \"choices\": [\"x\"], \"label\": 0}\n")),
+              ::testing::AllOf(HasSubstr("data.jsonl"), HasSubstr("line 1"), HasSubstr("key 'q' given twice")));
 }
 
 TEST_F(TaskFileTest, IncludeMergesABaseFile) {

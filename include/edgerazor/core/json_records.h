@@ -20,21 +20,23 @@ class DuplicateKey : public std::runtime_error {
 };
 
 // nlohmann::json::parse, plus DuplicateKey for a key repeated in any object of the text.
-inline nlohmann::json parse(const std::string& text) {
+// Json = nlohmann::ordered_json keeps the keys in the order they were written.
+template <typename Json = nlohmann::json>
+Json parse(const std::string& text) {
   std::vector<std::set<std::string>> open_objects;
-  using Event = nlohmann::json::parse_event_t;
-  const auto callback = [&open_objects](int /*depth*/, Event event, nlohmann::json& parsed) {
+  using Event = typename Json::parse_event_t;
+  const auto callback = [&open_objects](int /*depth*/, Event event, Json& parsed) {
     if (event == Event::object_start) {
       open_objects.emplace_back();
     } else if (event == Event::object_end) {
       if (!open_objects.empty()) open_objects.pop_back();
     } else if (event == Event::key && !open_objects.empty()) {
-      const std::string key = parsed.get<std::string>();
+      const std::string key = parsed.template get<std::string>();
       if (!open_objects.back().insert(key).second) throw DuplicateKey(key);
     }
     return true;
   };
-  return nlohmann::json::parse(text, callback);
+  return Json::parse(text, callback);
 }
 
 }  // namespace edgerazor::json_records

@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace edgerazor::text::jinja {
 
 class TemplateError : public std::runtime_error {
@@ -57,6 +59,8 @@ class Value {
   }
   // JSON text -> Value (objects keep key order). Throws TemplateError on bad JSON.
   static Value from_json(const std::string& json_text);
+  // The same from parsed JSON (objects keep key order).
+  static Value from_json(const nlohmann::ordered_json& json);
 
   Kind kind() const { return kind_; }
   bool is_undefined() const { return kind_ == Kind::kUndefined; }
