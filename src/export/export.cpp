@@ -69,15 +69,46 @@ void write_report(const ExportReport& report, const ExportOptions& o) {
                               (o.format != "hf" ? "; removed " + o.out + " with it" : std::string()));
 }
 
+// The per-tensor rows: what each tensor is (its coverage label) and how it was stored.
+void add_tensor_rows(ExportReport& report, const std::vector<StreamedGguf::Tensor>& tensors, WrittenSizes& sizes) {
+  std::map<std::string, std::string> labels;
+  for (const auto& row : report.coverage.rows) labels[row.name] = row.label;
+  for (const auto& t : tensors) {
+    ExportReport::Tensor row;
+    row.name = t.name;
+    const std::string module = t.name.substr(0, t.name.rfind('.'));
+    row.kind = t.quantized && labels.count(module) ? labels[module] : "unquantized";
+    row.stored_as = sizes.stored_as.count(t.name) ? sizes.stored_as[t.name] : "-";
+    row.numel = t.numel;
+    row.bytes = sizes.tensor_bytes.count(t.name) ? sizes.tensor_bytes[t.name] : 0;
+    report.tensors.push_back(std::move(row));
+  }
+}
+
+GgufExportOptions gguf_options(const ExportOptions& o) {
+  GgufExportOptions go;
+  go.type = o.gguf_type;
+  go.fallback = o.gguf_fallback;
+  return go;
+}
+
 }  // namespace
 
 ExportReport export_model(const ExportOptions& options) {
   check_options(options);
-  if (options.format == "gguf" && options.gguf_type != "auto" && options.gguf_type != "tq1_0" && options.gguf_type != "tq2_0" &&
-      options.gguf_type != "q4_0" && options.gguf_type != "f16" && options.gguf_type != "f32")
-    throw ConfigError("", 0, 0, "--gguf-type", "unknown type '" + options.gguf_type + "' (auto, tq1_0, tq2_0, q4_0, f16, f32)");
-  const QuantizedModel model = load_quantized_model(options.source);
-  return export_model(model, options);
+  if (options.format != "gguf") return export_model(load_quantized_model(options.source), options);
+  // GGUF streams from the checkpoint on disk: memory stays near one tensor, not the model.
+  StreamedGguf streamed = stream_gguf(options.source, options.out, gguf_options(options));
+  ExportReport report;
+  report.format = options.format;
+  report.path = options.out;
+  report.source = streamed.description;
+  report.coverage = streamed.coverage;
+  report.warnings = std::move(streamed.written.warnings);
+  report.file_bytes = streamed.written.sizes.file_bytes;
+  add_tensor_rows(report, streamed.tensors, streamed.written.sizes);
+  write_report(report, options);
+  return report;
 }
 
 ExportReport export_model(const QuantizedModel& model, const ExportOptions& options) {
@@ -97,26 +128,14 @@ ExportReport export_model(const QuantizedModel& model, const ExportOptions& opti
     ho.dtype = options.hf_dtype;
     sizes = write_hf(model, options.out, ho);
   } else {
-    GgufExportOptions go;
-    go.type = options.gguf_type;
-    go.fallback = options.gguf_fallback;
-    GgufExportResult r = write_gguf(model, options.out, go);
+    GgufExportResult r = write_gguf(model, options.out, gguf_options(options));
     sizes = std::move(r.sizes);
     report.warnings = std::move(r.warnings);
   }
   report.file_bytes = sizes.file_bytes;
-  std::map<std::string, std::string> labels;
-  for (const auto& row : model.coverage.rows) labels[row.name] = row.label;
-  for (const auto& t : model.tensors) {
-    ExportReport::Tensor row;
-    row.name = t.name;
-    const std::string module = t.name.substr(0, t.name.rfind('.'));
-    row.kind = t.quantized && labels.count(module) ? labels[module] : "unquantized";
-    row.stored_as = sizes.stored_as.count(t.name) ? sizes.stored_as[t.name] : "-";
-    row.numel = t.value.numel();
-    row.bytes = sizes.tensor_bytes.count(t.name) ? sizes.tensor_bytes[t.name] : 0;
-    report.tensors.push_back(std::move(row));
-  }
+  std::vector<StreamedGguf::Tensor> tensors;
+  for (const auto& t : model.tensors) tensors.push_back({t.name, t.quantized, t.value.numel()});
+  add_tensor_rows(report, tensors, sizes);
   write_report(report, options);
   return report;
 }

@@ -1,7 +1,11 @@
 // GGUF writer and validating reader (byte layout in the header). Torch-free.
 #include "edgerazor/export/gguf.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -270,14 +274,36 @@ GgufWriter::GgufWriter(uint32_t alignment) : alignment_(alignment) {
     throw std::invalid_argument("GGUF alignment must be a power of two, got " + std::to_string(alignment));
 }
 
+GgufWriter::~GgufWriter() { abandon(); }
+
+std::vector<std::pair<std::string, GgufValue>>::iterator GgufWriter::find_key(const std::string& key) {
+  return std::find_if(kv_.begin(), kv_.end(), [&](const auto& kv) { return kv.first == key; });
+}
+
 void GgufWriter::set(const std::string& key, GgufValue value) {
-  for (const auto& kv : kv_)
-    if (kv.first == key) throw std::invalid_argument("GGUF key '" + key + "' set twice");
+  if (find_key(key) != kv_.end()) throw std::invalid_argument("GGUF key '" + key + "' set twice");
   kv_.emplace_back(key, std::move(value));
 }
 
-void GgufWriter::add_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& shape,
-                            std::vector<uint8_t> data) {
+void GgufWriter::replace(const std::string& key, GgufValue value) {
+  const auto it = find_key(key);
+  if (it == kv_.end()) throw std::invalid_argument("GGUF key '" + key + "' is not set");
+  it->second = std::move(value);
+}
+
+void GgufWriter::insert_after(const std::string& existing, const std::string& key, GgufValue value) {
+  if (find_key(key) != kv_.end()) throw std::invalid_argument("GGUF key '" + key + "' set twice");
+  const auto it = find_key(existing);
+  if (it == kv_.end()) throw std::invalid_argument("GGUF key '" + existing + "' is not set");
+  kv_.insert(it + 1, {key, std::move(value)});
+}
+
+void GgufWriter::erase(const std::string& key) {
+  const auto it = find_key(key);
+  if (it != kv_.end()) kv_.erase(it);
+}
+
+size_t GgufWriter::declare_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& shape) {
   if (name.size() > kMaxNameBytes)
     throw std::invalid_argument("GGUF tensor name '" + name + "' is longer than 63 bytes");
   if (shape.empty() || shape.size() > kMaxDims)
@@ -286,19 +312,30 @@ void GgufWriter::add_tensor(const std::string& name, GgmlType type, const std::v
     if (t.info.name == name) throw std::invalid_argument("GGUF tensor '" + name + "' added twice");
   Tensor t;
   t.info.name = name;
-  t.info.type = type;
   t.info.ne.assign(shape.rbegin(), shape.rend());
-  uint64_t rows = 1;
-  for (size_t k = 1; k < t.info.ne.size(); ++k) rows *= static_cast<uint64_t>(t.info.ne[k]);
-  t.info.nbytes = ggml_row_bytes(type, t.info.ne[0]) * rows;
-  if (data.size() != t.info.nbytes)
-    throw std::invalid_argument("GGUF tensor '" + name + "': " + std::to_string(data.size()) + " bytes given, " +
-                                ggml_type_name(type) + " needs " + std::to_string(t.info.nbytes));
-  uint64_t offset = 0;
-  if (!tensors_.empty()) offset = pad_to(tensors_.back().info.offset + tensors_.back().info.nbytes, alignment_);
-  t.info.offset = offset;
-  t.data = std::move(data);
   tensors_.push_back(std::move(t));
+  set_tensor_type(tensors_.size() - 1, type);
+  return tensors_.size() - 1;
+}
+
+void GgufWriter::set_tensor_type(size_t index, GgmlType type) {
+  GgufTensorInfo& info = tensors_.at(index).info;
+  info.type = type;
+  uint64_t rows = 1;
+  for (size_t k = 1; k < info.ne.size(); ++k) rows *= static_cast<uint64_t>(info.ne[k]);
+  info.nbytes = ggml_row_bytes(type, info.ne[0]) * rows;
+}
+
+void GgufWriter::add_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& shape,
+                            std::vector<uint8_t> data) {
+  const size_t index = declare_tensor(name, type, shape);
+  if (data.size() != tensors_[index].info.nbytes) {
+    const uint64_t needed = tensors_[index].info.nbytes;
+    tensors_.pop_back();
+    throw std::invalid_argument("GGUF tensor '" + name + "': " + std::to_string(data.size()) + " bytes given, " +
+                                ggml_type_name(type) + " needs " + std::to_string(needed));
+  }
+  tensors_[index].data = std::move(data);
 }
 
 uint64_t GgufWriter::tensor_bytes(const std::string& name) const {
@@ -307,7 +344,7 @@ uint64_t GgufWriter::tensor_bytes(const std::string& name) const {
   return 0;
 }
 
-uint64_t GgufWriter::write(const std::string& path) const {
+std::string GgufWriter::header() const {
   Out h;
   h.raw("GGUF", 4);
   h.le<uint32_t>(3);
@@ -324,44 +361,175 @@ uint64_t GgufWriter::write(const std::string& path) const {
     h.le<uint32_t>(static_cast<uint32_t>(GgufType::kUint32));
     h.le<uint32_t>(alignment_);
   }
+  uint64_t offset = 0;  // offsets are exactly contiguous in tensor order, each tensor padded
   for (const auto& t : tensors_) {
     h.str(t.info.name);
     h.le<uint32_t>(static_cast<uint32_t>(t.info.ne.size()));
     for (int64_t d : t.info.ne) h.le<uint64_t>(static_cast<uint64_t>(d));
     h.le<uint32_t>(static_cast<uint32_t>(t.info.type));
-    h.le<uint64_t>(t.info.offset);
+    h.le<uint64_t>(offset);
+    offset += pad_to(t.info.nbytes, alignment_);
   }
   h.b.resize(pad_to(h.b.size(), alignment_), '\0');
+  return std::move(h.b);
+}
 
-  const std::string tmp = path + ".tmp";
-  uint64_t total = h.b.size();
-  files::track_temporary(tmp);
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) {
-      files::untrack_temporary(tmp);
-      throw FormatError(tmp, "cannot open for writing");
-    }
-    f.write(h.b.data(), static_cast<std::streamsize>(h.b.size()));
-    const std::string zeros(alignment_, '\0');
-    for (const auto& t : tensors_) {
-      f.write(reinterpret_cast<const char*>(t.data.data()), static_cast<std::streamsize>(t.data.size()));
-      const uint64_t padded = pad_to(t.data.size(), alignment_);
-      f.write(zeros.data(), static_cast<std::streamsize>(padded - t.data.size()));
-      total += padded;
-    }
-    f.flush();
-    if (!f) {
-      const std::string reason = files::write_error_reason();
-      f.close();
-      fs::remove(tmp);
-      files::untrack_temporary(tmp);
-      throw FormatError(tmp, "write failed: " + reason);
-    }
+namespace {
+
+void write_all(int fd, const void* data, size_t n, const std::string& path) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) throw FormatError(path, "write failed: " + files::write_error_reason());
+    p += w;
+    n -= static_cast<size_t>(w);
   }
-  fs::rename(tmp, path);
-  files::untrack_temporary(tmp);
-  return total;
+}
+
+void pwrite_all(int fd, const void* data, size_t n, uint64_t at, const std::string& path) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(at));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) throw FormatError(path, "write failed: " + files::write_error_reason());
+    p += w;
+    at += static_cast<uint64_t>(w);
+    n -= static_cast<size_t>(w);
+  }
+}
+
+}  // namespace
+
+void GgufWriter::open_stream(const std::string& path) {
+  if (fd_ >= 0) throw std::logic_error("GGUF stream to " + path_ + " is already open");
+  path_ = path;
+  tmp_ = path + ".tmp";
+  files::track_temporary(tmp_);
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    files::untrack_temporary(tmp_);
+    throw FormatError(tmp_, std::string("cannot open for writing: ") + std::strerror(errno));
+  }
+  // Room for the header as it stands; types and offsets have fixed sizes, so only metadata
+  // changed before commit() can make it differ (commit() then moves the data).
+  header_room_ = header().size();
+  if (::lseek(fd_, static_cast<off_t>(header_room_), SEEK_SET) < 0) {
+    abandon();
+    throw FormatError(tmp_, std::string("cannot seek: ") + std::strerror(errno));
+  }
+  streamed_ = 0;
+  data_bytes_ = 0;
+  tensor_written_ = 0;
+}
+
+void GgufWriter::stream_data(const void* data, size_t n) {
+  if (fd_ < 0) throw std::logic_error("GGUF stream is not open");
+  if (streamed_ >= tensors_.size()) throw std::logic_error("GGUF stream: more data than declared tensors");
+  write_all(fd_, data, n, tmp_);
+  tensor_written_ += n;
+}
+
+void GgufWriter::rewind_tensor() {
+  if (fd_ < 0) throw std::logic_error("GGUF stream is not open");
+  const off_t start = static_cast<off_t>(header_room_ + data_bytes_);
+  if (::ftruncate(fd_, start) != 0 || ::lseek(fd_, start, SEEK_SET) < 0)
+    throw FormatError(tmp_, std::string("cannot rewind: ") + std::strerror(errno));
+  tensor_written_ = 0;
+}
+
+void GgufWriter::end_tensor() {
+  if (fd_ < 0 || streamed_ >= tensors_.size()) throw std::logic_error("GGUF stream: end_tensor without a tensor");
+  const GgufTensorInfo& info = tensors_[streamed_].info;
+  if (tensor_written_ != info.nbytes)
+    throw std::logic_error("GGUF tensor '" + info.name + "': " + std::to_string(tensor_written_) + " bytes streamed, " +
+                           ggml_type_name(info.type) + " needs " + std::to_string(info.nbytes));
+  const uint64_t padded = pad_to(info.nbytes, alignment_);
+  const std::string zeros(static_cast<size_t>(padded - info.nbytes), '\0');
+  write_all(fd_, zeros.data(), zeros.size(), tmp_);
+  data_bytes_ += padded;
+  tensor_written_ = 0;
+  ++streamed_;
+}
+
+uint64_t GgufWriter::commit() {
+  if (fd_ < 0) throw std::logic_error("GGUF stream is not open");
+  if (streamed_ != tensors_.size())
+    throw std::logic_error("GGUF stream: " + std::to_string(streamed_) + " of " + std::to_string(tensors_.size()) +
+                           " tensors written");
+  try {
+    const std::string h = header();
+    if (h.size() == header_room_) {
+      pwrite_all(fd_, h.data(), h.size(), 0, tmp_);
+    } else {  // metadata grew or shrank after the data was placed: write it again behind the new header
+      const std::string moved = tmp_ + ".moved";
+      const int in = fd_;
+      fd_ = ::open(moved.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (fd_ < 0) {
+        fd_ = in;
+        throw FormatError(moved, std::string("cannot open for writing: ") + std::strerror(errno));
+      }
+      files::track_temporary(moved);
+      const int reader = ::open(tmp_.c_str(), O_RDONLY | O_CLOEXEC);
+      ::close(in);
+      if (reader < 0) throw FormatError(tmp_, std::string("cannot reopen: ") + std::strerror(errno));
+      write_all(fd_, h.data(), h.size(), moved);
+      std::vector<char> buf(1 << 20);
+      uint64_t at = header_room_;
+      for (uint64_t left = data_bytes_; left > 0;) {
+        const ssize_t r = ::pread(reader, buf.data(), std::min<uint64_t>(buf.size(), left), static_cast<off_t>(at));
+        if (r <= 0) {
+          ::close(reader);
+          throw FormatError(tmp_, "read back failed");
+        }
+        write_all(fd_, buf.data(), static_cast<size_t>(r), moved);
+        at += static_cast<uint64_t>(r);
+        left -= static_cast<uint64_t>(r);
+      }
+      ::close(reader);
+      fs::remove(tmp_);
+      files::untrack_temporary(tmp_);
+      tmp_ = moved;
+    }
+    if (::close(fd_) != 0) {
+      fd_ = -1;
+      throw FormatError(tmp_, "write failed: " + files::write_error_reason());
+    }
+    fd_ = -1;
+    fs::rename(tmp_, path_);
+  } catch (...) {
+    abandon();
+    throw;
+  }
+  files::untrack_temporary(tmp_);
+  tmp_.clear();
+  return header().size() + data_bytes_;
+}
+
+void GgufWriter::abandon() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  if (tmp_.empty()) return;
+  std::error_code ec;
+  fs::remove(tmp_, ec);
+  files::untrack_temporary(tmp_);
+  tmp_.clear();
+}
+
+uint64_t GgufWriter::write(const std::string& path) {
+  for (const auto& t : tensors_)
+    if (t.data.size() != t.info.nbytes) throw std::logic_error("GGUF tensor '" + t.info.name + "' has no data to write");
+  open_stream(path);
+  try {
+    for (const auto& t : tensors_) {
+      stream_data(t.data.data(), t.data.size());
+      end_tensor();
+    }
+  } catch (...) {
+    abandon();
+    throw;
+  }
+  return commit();
 }
 
 // ---- reader ----------------------------------------------------------------------------------

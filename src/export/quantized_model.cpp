@@ -149,8 +149,7 @@ QuantizedModel quantize_for_export(model::CausalLM model, std::optional<config::
   return out;
 }
 
-QuantizedModel load_quantized_model(const ExportSourceOptions& options) {
-  const ResolvedSource src = resolve_source(options);
+ResolvedQuantization resolve_quantization(const ExportSourceOptions& options, const ResolvedSource& src) {
   std::optional<config::QuantConfig> qc;
   std::string how;
   if (!options.preset.empty()) {
@@ -172,16 +171,21 @@ QuantizedModel load_quantized_model(const ExportSourceOptions& options) {
     log_warning(src.model_dir + " was trained with " + src.quant_config_file + "; quantizing with " + how + " instead");
   if (src.kind == "run" && !qc && !options.no_quant)
     log_warning("checkpoint " + src.model_dir + " has no quantization.yaml (the run quantized nothing): exporting it unquantized");
+  const std::string what = src.kind == "hf" ? (qc ? "PTQ of " : "unquantized ") : src.kind + " ";
+  return {qc, what + src.model_dir + (qc ? " with " + how : "")};
+}
 
+QuantizedModel load_quantized_model(const ExportSourceOptions& options) {
+  const ResolvedSource src = resolve_source(options);
+  ResolvedQuantization rq = resolve_quantization(options, src);
   io::LoadOptions lo;
   lo.dtype = options.dtype;
   model::CausalLM model = io::load_pretrained(src.model_dir, lo);
   model->eval();
-  if (qc) quant::inject(*model, *qc);
-  QuantizedModel out = quantize_for_export(model, qc);
+  if (rq.config) quant::inject(*model, *rq.config);
+  QuantizedModel out = quantize_for_export(model, rq.config);
   out.source = src;
-  const std::string what = src.kind == "hf" ? (qc ? "PTQ of " : "unquantized ") : src.kind + " ";
-  out.description = what + src.model_dir + (qc ? " with " + how : "");
+  out.description = std::move(rq.description);
   return out;
 }
 

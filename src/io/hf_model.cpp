@@ -60,40 +60,62 @@ std::vector<std::pair<std::string, at::Tensor>> checkpoint_tensors(const model::
   return out;
 }
 
+at::Tensor checked_tensor_view(const SafetensorsCheckpoint& ckpt, const std::string& name, at::IntArrayRef shape,
+                               const model::ModelConfig& config, const std::string& checkpoint_path,
+                               bool release_checked_pages) {
+  const auto located = ckpt.find(name);
+  if (!located)
+    throw FormatError(ckpt.files().size() == 1 ? ckpt.files()[0]->path() : checkpoint_path,
+                      "tensor '" + name + "' is missing from the checkpoint (architecture " +
+                          model::architecture_name(config.architecture) + ")");
+  const at::Tensor src = tensor_view(*located->file, *located->entry);
+  if (!src.sizes().equals(shape))
+    throw FormatError(located->file->path(),
+                      "tensor '" + name + "' has wrong shape; expected " + shape_str(shape) + ", got " + shape_str(src.sizes()));
+  if (!at::isFloatingType(src.scalar_type()))
+    throw FormatError(located->file->path(), "tensor '" + name + "' has integer dtype " +
+                                                 dtype_name(located->entry->dtype) + ", expected a float dtype");
+  // A NaN or Inf weight makes every output NaN: generate would print token 0 forever and eval a
+  // null perplexity. Refuse it here, naming the tensor. Checked as float32 (what the model holds;
+  // an F64 value beyond its range is infinite there), a slice at a time so as not to copy it whole.
+  const at::Tensor flat = src.reshape({-1});
+  constexpr int64_t kSlice = int64_t{1} << 22;
+  int64_t bad = 0;
+  for (int64_t begin = 0; begin < flat.numel(); begin += kSlice) {
+    const at::Tensor part = flat.narrow(0, begin, std::min(kSlice, flat.numel() - begin)).to(at::kFloat);
+    bad += part.numel() - at::isfinite(part).sum().item<int64_t>();
+    if (release_checked_pages) {
+      const uint64_t element = dtype_size(located->entry->dtype);
+      located->file->release(*located->entry, static_cast<uint64_t>(begin) * element, static_cast<uint64_t>(part.numel()) * element);
+    }
+  }
+  if (bad > 0)
+    throw FormatError(located->file->path(), "tensor '" + name + "' holds " + std::to_string(bad) +
+                                                 " NaN or infinite value(s); the checkpoint is damaged");
+  return src;
+}
+
+void refuse_unexpected_tensors(const SafetensorsCheckpoint& ckpt, const std::set<std::string>& used,
+                               const model::ModelConfig& config) {
+  for (const auto& name : ckpt.names()) {
+    if (used.count(name)) continue;
+    if (name == "lm_head.weight" && config.tie_word_embeddings) continue;  // HF ignores it too
+    if (ends_with(name, ".rotary_emb.inv_freq")) continue;                 // old Llama checkpoints
+    throw FormatError(ckpt.find(name)->file->path(),
+                      "unexpected tensor '" + name + "' for a " + model::architecture_name(config.architecture) +
+                          " model (does config.json match the weights?)");
+  }
+}
+
 void load_weights(model::CausalLMImpl& m, const std::string& checkpoint_path) {
   const auto ckpt = SafetensorsCheckpoint::open(checkpoint_path);
   std::set<std::string> used;
   at::NoGradGuard no_grad;
   for (auto& [name, param] : checkpoint_tensors(m)) {
-    const auto located = ckpt.find(name);
-    if (!located)
-      throw FormatError(ckpt.files().size() == 1 ? ckpt.files()[0]->path() : checkpoint_path, "tensor '" + name + "' is missing from the checkpoint (architecture " +
-                                             model::architecture_name(m.config.architecture) + ")");
-    const at::Tensor src = tensor_view(*located->file, *located->entry);
-    if (!src.sizes().equals(param.sizes()))
-      throw FormatError(located->file->path(), "tensor '" + name + "' has wrong shape; expected " +
-                                                   shape_str(param.sizes()) + ", got " + shape_str(src.sizes()));
-    if (!at::isFloatingType(src.scalar_type()))
-      throw FormatError(located->file->path(), "tensor '" + name + "' has integer dtype " +
-                                                   dtype_name(located->entry->dtype) + ", expected a float dtype");
-    param.copy_(src);
-    // A NaN or Inf weight makes every output NaN: generate would print token 0 forever and eval a
-    // null perplexity. Refuse it here, naming the tensor.
-    if (!at::isfinite(param).all().item<bool>()) {
-      const int64_t bad = param.numel() - at::isfinite(param).sum().item<int64_t>();
-      throw FormatError(located->file->path(), "tensor '" + name + "' holds " + std::to_string(bad) +
-                                                   " NaN or infinite value(s); the checkpoint is damaged");
-    }
+    param.copy_(checked_tensor_view(ckpt, name, param.sizes(), m.config, checkpoint_path));
     used.insert(name);
   }
-  for (const auto& name : ckpt.names()) {
-    if (used.count(name)) continue;
-    if (name == "lm_head.weight" && m.config.tie_word_embeddings) continue;  // HF ignores it too
-    if (ends_with(name, ".rotary_emb.inv_freq")) continue;                    // old Llama checkpoints
-    throw FormatError(ckpt.find(name)->file->path(),
-                      "unexpected tensor '" + name + "' for a " + model::architecture_name(m.config.architecture) +
-                          " model (does config.json match the weights?)");
-  }
+  refuse_unexpected_tensors(ckpt, used, m.config);
 }
 
 model::CausalLM load_pretrained(const std::string& dir, const LoadOptions& options) {

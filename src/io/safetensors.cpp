@@ -102,6 +102,12 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(data_, size_);
 }
 
+void MappedFile::release(uint64_t offset, uint64_t length) const {
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t begin = (offset + page - 1) / page * page, end = std::min(offset + length, size_) / page * page;
+  if (data_ && begin < end) ::madvise(data_ + begin, end - begin, MADV_DONTNEED);  // advice: failure is harmless
+}
+
 // ------------------------------------------------------------------------------------------
 std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   auto out = std::shared_ptr<SafetensorsFile>(new SafetensorsFile());

@@ -230,6 +230,37 @@ double parameter_count(const ModelConfig& c) {
   return n;
 }
 
+std::vector<ParameterShape> checkpoint_shapes(const ModelConfig& c) {
+  const int64_t C = c.hidden_size, D = c.head_dim, F = c.intermediate_size;
+  const int64_t q_rows = c.num_attention_heads * D, kv_rows = c.num_key_value_heads * D;
+  std::vector<ParameterShape> out;
+  auto add = [&](const std::string& name, std::vector<int64_t> shape) { out.push_back({name, std::move(shape)}); };
+  auto linear = [&](const std::string& name, int64_t in, int64_t rows, bool bias) {
+    add(name + ".weight", {rows, in});
+    if (bias) add(name + ".bias", {rows});
+  };
+  add("model.embed_tokens.weight", {c.vocab_size, C});
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    linear(p + "self_attn.q_proj", C, q_rows, c.attention_bias);
+    linear(p + "self_attn.k_proj", C, kv_rows, c.attention_bias);
+    linear(p + "self_attn.v_proj", C, kv_rows, c.attention_bias);
+    linear(p + "self_attn.o_proj", q_rows, C, c.o_proj_bias);
+    if (c.qk_norm) {
+      add(p + "self_attn.q_norm.weight", {D});
+      add(p + "self_attn.k_norm.weight", {D});
+    }
+    linear(p + "mlp.gate_proj", C, F, c.mlp_bias);
+    linear(p + "mlp.up_proj", C, F, c.mlp_bias);
+    linear(p + "mlp.down_proj", F, C, c.mlp_bias);
+    add(p + "input_layernorm.weight", {C});
+    add(p + "post_attention_layernorm.weight", {C});
+  }
+  add("model.norm.weight", {C});
+  if (!c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, C});
+  return out;
+}
+
 void check_weights_fit_in_memory(const ModelConfig& c, double bytes_per_parameter, const std::string& source) {
   const double memory = physical_memory_bytes();
   const double needed = parameter_count(c) * bytes_per_parameter;

@@ -180,6 +180,16 @@ void reset_peak_live_bytes() { g_peak.store(g_live.load()); }
 
 void release_cached_cpu_memory() {
   if (g_installed) release_cached_blocks();
+  ::malloc_trim(0);  // free heap pages back to the kernel (the mallopt tuning keeps them otherwise)
+}
+
+bool release_free_heap_when_grown(size_t bytes) {
+  static std::atomic<size_t> heap_at_last_release{0};
+  const size_t heap = ::mallinfo2().arena;  // the main heap's size: grows when no hole fits a request
+  if (heap <= heap_at_last_release.load() + bytes) return false;
+  release_cached_cpu_memory();
+  heap_at_last_release = heap;
+  return true;
 }
 
 namespace {

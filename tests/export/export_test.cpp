@@ -189,6 +189,99 @@ TEST_F(ExportTest, TernaryBlocksOf256BecomeTq2AndTq1) {
   }
 }
 
+std::string file_bytes(const fs::path& p) { return read_text(p); }
+
+// The streamed export (checkpoint on disk, a tensor or a slice of rows at a time) writes the same
+// bytes, sizes and warnings as the export of the model loaded whole, over every type rule.
+TEST_F(ExportTest, StreamedGgufIsByteIdenticalToTheInMemoryExport) {
+  make_wide_model(dir_ / "wide");
+  make_wide_model(dir_ / "qwen", "qwen3", 11);
+  // A ternary embedding row whose scale overflows fp16, in the last slice: slices before it fit
+  // TQ2_0, the whole tensor does not, so the stream must start that tensor again whole.
+  make_wide_model(dir_ / "huge");
+  {
+    auto m = edgerazor::io::load_pretrained((dir_ / "huge").string());
+    at::NoGradGuard g;
+    m->model->embed_tokens->weight[511].fill_(1e5);
+    edgerazor::io::SaveOptions so;
+    so.tokenizer_source_dir = kStories;
+    edgerazor::io::save_pretrained(*m, (dir_ / "huge").string(), so);
+  }
+  write_text(dir_ / "tq.yaml", kStoriesTernaryYaml);
+  struct Case {
+    std::string source, preset, config, type;
+    at::ScalarType dtype = at::kFloat;
+  };
+  const std::vector<Case> cases = {
+      {kStories, "", (dir_ / "tq.yaml").string(), "auto"},  // q/k permutation, Q4_0 and F16 fallbacks
+      {(dir_ / "wide").string(), "w1.58a8kv8", "", "auto"},
+      {(dir_ / "wide").string(), "w1.58a8kv8", "", "tq1_0"},
+      {(dir_ / "wide").string(), "w1.58a8kv8", "", "q4_0"},
+      {(dir_ / "wide").string(), "w1.58a8kv8", "", "f16"},
+      {(dir_ / "wide").string(), "w1.88a8kv8", "", "auto"},  // mixed: never sliced
+      {(dir_ / "wide").string(), "w4a8kv8", "", "auto"},
+      {(dir_ / "wide").string(), "", "", "f32"},              // unquantized
+      {(dir_ / "qwen").string(), "w1.58a8kv8", "", "auto", at::kBFloat16},
+      {(dir_ / "huge").string(), "w1.58a8kv8", "", "auto"},
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.source + " " + c.preset + c.config + " " + c.type);
+    ExportSourceOptions o;
+    o.source = c.source;
+    o.preset = c.preset;
+    o.config_file = c.config;
+    o.dtype = c.dtype;
+    GgufExportOptions go;
+    go.type = c.type;
+    go.max_slice_elements = 3 * 256;  // slices of 3 rows
+    const std::string whole = (dir_ / ("whole" + std::to_string(n) + ".gguf")).string();
+    const std::string streamed = (dir_ / ("streamed" + std::to_string(n++) + ".gguf")).string();
+    const QuantizedModel qm = load_quantized_model(o);
+    const GgufExportResult a = write_gguf(qm, whole, go);
+    const StreamedGguf b = stream_gguf(o, streamed, go);
+    EXPECT_TRUE(file_bytes(whole) == file_bytes(streamed));
+    EXPECT_EQ(a.warnings, b.written.warnings);
+    EXPECT_EQ(a.sizes.file_bytes, b.written.sizes.file_bytes);
+    EXPECT_EQ(a.sizes.file_bytes, fs::file_size(streamed));
+    EXPECT_EQ(a.sizes.tensor_bytes, b.written.sizes.tensor_bytes);
+    EXPECT_EQ(a.sizes.stored_as, b.written.sizes.stored_as);
+    EXPECT_EQ(qm.description, b.description);
+    EXPECT_EQ(qm.coverage.to_json(), b.coverage.to_json());
+    ASSERT_EQ(qm.tensors.size(), b.tensors.size());
+    for (size_t i = 0; i < qm.tensors.size(); ++i) {
+      EXPECT_EQ(qm.tensors[i].name, b.tensors[i].name);
+      EXPECT_EQ(qm.tensors[i].quantized, b.tensors[i].quantized);
+    }
+    if (c.source == (dir_ / "huge").string()) {
+      EXPECT_EQ(b.written.sizes.stored_as.at("model.embed_tokens.weight"), "F16");
+      EXPECT_EQ(b.written.sizes.stored_as.at("model.layers.0.mlp.up_proj.weight"), "TQ2_0");
+    }
+  }
+}
+
+TEST_F(ExportTest, StreamedGgufRefusesADamagedCheckpointAndLeavesNoFile) {
+  make_wide_model(dir_ / "wide");
+  {
+    auto m = edgerazor::io::load_pretrained((dir_ / "wide").string());
+    at::NoGradGuard g;
+    m->model->layers[1]->as<edgerazor::model::DecoderLayerImpl>()->mlp->up_proj->weight[3][5] = NAN;
+    edgerazor::io::save_pretrained(*m, (dir_ / "wide").string());
+  }
+  ExportSourceOptions o;
+  o.source = (dir_ / "wide").string();
+  o.preset = "w1.58a8kv8";
+  const std::string out = (dir_ / "out.gguf").string();
+  try {
+    stream_gguf(o, out);
+    FAIL() << "a NaN weight was exported";
+  } catch (const edgerazor::FormatError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("model.layers.1.mlp.up_proj.weight' holds 1 NaN"));
+  }
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(out + ".tmp"));
+}
+
 TEST_F(ExportTest, QkPermutationFollowsTheConverter) {
   // convert_hf_to_gguf.py: w.reshape(n_head, 2, rows/n_head/2, cols).swapaxes(1, 2): rows of each
   // head go from [first half, second half] to interleaved pairs.

@@ -489,3 +489,33 @@ TEST(HfFolder, ShardedSaveWithTokenizerFiles) {
 }
 
 }  // namespace
+
+// The shapes an export streams without building the model are the built model's, in its order.
+TEST(CheckpointShapes, EqualTheBuiltModelsTensorsForEveryArchitecture) {
+  using edgerazor::model::Architecture;
+  for (int variant = 0; variant < 5; ++variant) {
+    edgerazor::model::ModelConfig c;
+    c.architecture = variant < 2 ? Architecture::kLlama : variant < 4 ? Architecture::kQwen2 : Architecture::kQwen3;
+    c.vocab_size = 40;
+    c.hidden_size = 16;
+    c.intermediate_size = 24;
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = 4;
+    c.num_key_value_heads = 2;
+    c.head_dim = variant == 4 ? 8 : 4;
+    c.tie_word_embeddings = variant % 2 == 0;
+    c.attention_bias = variant >= 2 && variant < 4;
+    c.o_proj_bias = variant == 1;
+    c.mlp_bias = variant == 1;
+    c.qk_norm = variant == 4;
+    edgerazor::model::CausalLM model(c);
+    const auto built = edgerazor::io::checkpoint_tensors(*model);
+    const auto described = edgerazor::model::checkpoint_shapes(c);
+    ASSERT_EQ(described.size(), built.size()) << "variant " << variant;
+    for (size_t i = 0; i < built.size(); ++i) {
+      EXPECT_EQ(described[i].name, built[i].first) << "variant " << variant;
+      EXPECT_EQ(described[i].shape, std::vector<int64_t>(built[i].second.sizes().begin(), built[i].second.sizes().end()))
+          << built[i].first;
+    }
+  }
+}

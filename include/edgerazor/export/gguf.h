@@ -66,25 +66,58 @@ struct GgufTensorInfo {
   int64_t numel() const;
 };
 
+// Builds a GGUF file. Either in memory (add_tensor with its bytes, then write) or streamed, for
+// models larger than memory: declare every tensor (name, shape, a provisional type), open_stream,
+// then per tensor in order stream_data (any number of pieces) and end_tensor, set_tensor_type
+// when the type chosen differs, and commit. The data goes behind room left for the header, which
+// is written last (offsets and types have fixed sizes; metadata changed after open_stream makes
+// commit move the data once). Output goes to <path>.tmp and is renamed by commit; a writer
+// destroyed uncommitted removes it.
 class GgufWriter {
  public:
   explicit GgufWriter(uint32_t alignment = 32);
+  ~GgufWriter();
+  GgufWriter(const GgufWriter&) = delete;
+  GgufWriter& operator=(const GgufWriter&) = delete;
+
   // Throws std::invalid_argument on a duplicate key / tensor name or inconsistent sizes.
   void set(const std::string& key, GgufValue value);
+  void replace(const std::string& key, GgufValue value);  // the key must be set; keeps its place
+  void insert_after(const std::string& existing, const std::string& key, GgufValue value);
+  void erase(const std::string& key);                      // no-op when absent
   // shape: PyTorch order (outermost first); it is stored reversed. data: ggml bytes of the type.
   void add_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& shape, std::vector<uint8_t> data);
   // Writes <path>.tmp and renames it; returns the file size. FormatError on I/O failure.
-  uint64_t write(const std::string& path) const;
+  uint64_t write(const std::string& path);
   uint64_t tensor_bytes(const std::string& name) const;
 
+  // Streaming (see above). declare_tensor returns the tensor's index.
+  size_t declare_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& shape);
+  void set_tensor_type(size_t index, GgmlType type);
+  void open_stream(const std::string& path);
+  void stream_data(const void* data, size_t n);
+  void rewind_tensor();  // drops what was streamed of the current tensor
+  void end_tensor();   // std::logic_error when the bytes streamed are not the declared type's size
+  uint64_t commit();   // returns the file size
+  void abandon();      // closes and removes the temporary file
+
+  std::string header() const;  // header bytes up to the (aligned) data section
+
  private:
+  using KeyValues = std::vector<std::pair<std::string, GgufValue>>;
+  KeyValues::iterator find_key(const std::string& key);
   uint32_t alignment_;
-  std::vector<std::pair<std::string, GgufValue>> kv_;
+  KeyValues kv_;
   struct Tensor {
     GgufTensorInfo info;
-    std::vector<uint8_t> data;
+    std::vector<uint8_t> data;  // in-memory tensors only
   };
   std::vector<Tensor> tensors_;
+  // stream state
+  std::string path_, tmp_;
+  int fd_ = -1;
+  uint64_t header_room_ = 0, data_bytes_ = 0, tensor_written_ = 0;
+  size_t streamed_ = 0;
 };
 
 // A parsed, validated GGUF file (memory-mapped). Throws FormatError naming the file, the byte

@@ -30,6 +30,8 @@ struct GgufExportOptions {
   GgmlType fallback = GgmlType::kF16;    // quantized tensors that fit no block type
   std::string name;                      // general.name; "" = the model folder's name
   std::string tokenizer_dir;             // "" = the source's tokenizer folder
+  // stream_gguf: the largest slice of a matrix's rows converted and quantized at once (elements).
+  int64_t max_slice_elements = int64_t{1} << 22;
 };
 
 struct GgufExportResult {
@@ -39,6 +41,28 @@ struct GgufExportResult {
 
 // Throws ConfigError for an unknown type and FormatError for I/O or tokenizer problems.
 GgufExportResult write_gguf(const QuantizedModel& model, const std::string& path, const GgufExportOptions& options = {});
+
+// The same file written from the source's checkpoint on disk one tensor at a time, never holding
+// the model: each tensor is read from the memory-mapped safetensors (checked as loading checks it:
+// shape, float dtype, finite), converted to ExportSourceOptions::dtype, quantized as the injected
+// quantizer would (the plan of config::plan_quantization on the config's shapes), packed and
+// written; a matrix whose scale groups stay inside rows goes a slice of rows at a time, and its
+// mapped pages are released after it. Peak memory: the largest unsliced tensor's temporaries plus
+// the tokenizer metadata. Byte-identical to write_gguf(load_quantized_model(source)) (tested).
+struct StreamedGguf {
+  GgufExportResult written;
+  ResolvedSource source;
+  std::optional<config::QuantConfig> quant_config;
+  std::string description;           // as QuantizedModel::description
+  config::CoverageReport coverage;   // as QuantizedModel::coverage
+  struct Tensor {
+    std::string name;
+    bool quantized;
+    int64_t numel;
+  };
+  std::vector<Tensor> tensors;       // checkpoint order, tied lm_head omitted
+};
+StreamedGguf stream_gguf(const ExportSourceOptions& source, const std::string& path, const GgufExportOptions& options = {});
 
 // convert_hf_to_gguf.py's permute: (n_head, 2, rows/n_head/2, ...) with the middle axes swapped.
 at::Tensor permute_qk_rows(const at::Tensor& rows_first, int64_t n_head);

@@ -68,6 +68,15 @@ struct QuantizedModel {
 
 QuantizedModel load_quantized_model(const ExportSourceOptions& options);
 
+// The quantization an export of `source` applies (--preset, --config or the checkpoint's
+// quantization.yaml, with --set edits), and the one-line description of the export. Warns about
+// a preset replacing a trained config and a run that quantized nothing.
+struct ResolvedQuantization {
+  std::optional<config::QuantConfig> config;
+  std::string description;
+};
+ResolvedQuantization resolve_quantization(const ExportSourceOptions& options, const ResolvedSource& source);
+
 // The same from a model in memory whose quantizers are already injected (or none): computes the
 // codes from its current (latent) weights and replaces them with fake-quant values.
 QuantizedModel quantize_for_export(model::CausalLM model, std::optional<config::QuantConfig> quant_config);

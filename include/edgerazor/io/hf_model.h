@@ -9,9 +9,11 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "edgerazor/io/safetensors.h"
 #include "edgerazor/model/transformer.h"
 #include "edgerazor/text/tokenizer.h"
 
@@ -29,6 +31,19 @@ model::CausalLM load_pretrained(const std::string& dir, const LoadOptions& optio
 
 // Copies every tensor of a checkpoint into the model's parameters (same rules as above).
 void load_weights(model::CausalLMImpl& model, const std::string& checkpoint_path);
+
+// The checks load_weights makes, one tensor at a time (for exports that stream a checkpoint):
+// a zero-copy view of tensor `name`, after checking that it is present, has `shape`, a float
+// dtype and only finite values; FormatError naming the tensor and the file otherwise.
+// release_checked_pages: the pages read by the check leave the resident set as it goes (a stream
+// that reads the tensor again a slice at a time then holds one slice, not the tensor).
+at::Tensor checked_tensor_view(const SafetensorsCheckpoint& checkpoint, const std::string& name, at::IntArrayRef shape,
+                               const model::ModelConfig& config, const std::string& checkpoint_path,
+                               bool release_checked_pages = false);
+// FormatError for a checkpoint tensor the config does not describe (not in `used`); a tied
+// lm_head.weight and old Llama rotary_emb.inv_freq buffers are ignored, as Hugging Face does.
+void refuse_unexpected_tensors(const SafetensorsCheckpoint& checkpoint, const std::set<std::string>& used,
+                               const model::ModelConfig& config);
 
 struct SaveOptions {
   // Dtype of the written tensors; Undefined keeps each parameter's own dtype.

@@ -14,6 +14,7 @@
 // and the buffer ending exactly at the end of the file.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -52,6 +53,10 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   uint64_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops the pages wholly inside [offset, offset + length) from this process's resident set
+  // (madvise DONTNEED; they are read from the file again when touched). For streaming a file
+  // larger than memory: only for ranges no one has written into through a view.
+  void release(uint64_t offset, uint64_t length) const;
 
  private:
   std::string path_;
@@ -72,6 +77,12 @@ class SafetensorsFile {
   // Pointer to the first byte of a tensor's data inside the mapping.
   const uint8_t* data(const TensorEntry& entry) const { return file_->data() + data_start_ + entry.begin; }
   uint64_t data_start() const { return data_start_; }  // 8 + N
+  // MappedFile::release of one tensor's bytes, once it has been consumed.
+  void release(const TensorEntry& entry) const { file_->release(data_start_ + entry.begin, entry.nbytes()); }
+  // ... or of bytes [begin, begin + count) of it.
+  void release(const TensorEntry& entry, uint64_t begin, uint64_t count) const {
+    file_->release(data_start_ + entry.begin + begin, std::min(count, entry.nbytes() - std::min(begin, entry.nbytes())));
+  }
   // Keeps the mapping alive (for zero-copy views).
   std::shared_ptr<const MappedFile> mapping() const { return file_; }
 

@@ -66,4 +66,15 @@ double parameter_count(const ModelConfig& config);
 void check_weights_fit_in_memory(const ModelConfig& config, double bytes_per_parameter,
                                  const std::string& source = "config.json");
 
+// One checkpoint tensor the config describes.
+struct ParameterShape {
+  std::string name;            // Hugging Face name ("model.layers.0.self_attn.q_proj.weight")
+  std::vector<int64_t> shape;  // PyTorch order
+};
+
+// Every checkpoint tensor of the model the config describes, in the order io::checkpoint_tensors
+// lists a built model's (module registration order; no lm_head.weight when tied). Lets an export
+// stream a checkpoint tensor by tensor without building the model (tests check the two agree).
+std::vector<ParameterShape> checkpoint_shapes(const ModelConfig& config);
+
 }  // namespace edgerazor::model

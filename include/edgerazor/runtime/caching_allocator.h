@@ -33,7 +33,11 @@ struct CpuMemoryStats {
 CpuMemoryStats cpu_memory_stats();
 void reset_peak_live_bytes();  // peak := live
 
-// Gives every cached block back to the system (e.g. before a memory-hungry export).
+// Gives every cached block and the heap's free pages back to the system (e.g. between the
+// tensors of a streamed export).
 void release_cached_cpu_memory();
+// The same, only when the heap has grown by more than `bytes` since the last such release;
+// returns whether it released (pages given back fault in again when reused: not for every tensor).
+bool release_free_heap_when_grown(size_t bytes);
 
 }  // namespace edgerazor::runtime
