@@ -3,7 +3,8 @@
 
     .venv/bin/python bench/py_eager_step.py step --vocab 32000 --dim 512 --layers 8 --heads 8 \
         --kv-heads 8 --ffn 1536 --seq 256 --batch 4 --steps 6 --dtype auto|bf16|fp32 [--threads N] \
-        [--device cpu|cuda] [--compile]
+        [--device cpu|cuda] [--compile] [--peer eager|torchao] [--model DIR] [--kv8] \
+        [--w-block 256] [--a-block 256] [--kv-block 128]
 
 What a user would otherwise write: a Hugging-Face-like Llama module, QLinear/QEmbedding with a
 ternary STE quantizer `w + (q(w) - w).detach()` (absmean, block 256, factor 2) and A8 on every
@@ -17,6 +18,15 @@ matmul_peak_gflops, ...). In bf16 both models (and so gradients and AdamW states
 device synchronized at every phase boundary, peak_gpu_mb = torch.cuda.max_memory_allocated over the
 timed steps. --compile: teacher, student and the loss under torch.compile (default mode; the first
 step, which compiles, is the warm-up the median leaves out).
+
+--model DIR takes the shapes from a Hugging Face config.json (head_dim, GQA, tied embeddings,
+Qwen3's q/k RMSNorm, rope_theta, rms_norm_eps), as `edgerazor-bench step --model` does.
+--kv8 fake-quantizes K (after RoPE) and V to int8 in blocks of --kv-block, like the preset's KV8.
+--peer torchao: the student a user assembles from torchao's QAT instead of hand-written
+quantizers: quantize_(student, QATConfig(weight int2 per-group --w-block symmetric, activations
+int8 per-token asymmetric dynamic, step="prepare")) on every nn.Linear, and int2 weight-only on
+the embedding (int2 is the lowest torchao bit-width with a zero and both signs; it has no ternary),
+then the same KD loss (CE + EAKLD + LAFD). Needs torchao (bench/install_peers.sh).
 """
 import argparse
 import json
@@ -35,13 +45,18 @@ EPS = 1e-8
 
 # ---- quantizers (spec quantization.md §1.2, §4.1) -------------------------------------------------
 
-def ternary_fake(w, block=256, factor=2.0, eps=1e-5):
+BLOCKS = {"w": 256, "a": 256, "kv": 0}  # set from the flags
+
+
+def ternary_fake(w, block=None, factor=2.0, eps=1e-5):
+    block = block or BLOCKS["w"]
     g = w.reshape(*w.shape[:-1], w.shape[-1] // block, block)
     s = (g.abs().mean(-1, keepdim=True) * factor).clamp(min=eps)
     return ((g / s).round().clamp(-1, 1) * s).reshape(w.shape)
 
 
-def int8_fake(x, block=256, eps=1e-5):
+def int8_fake(x, block=None, eps=1e-5):
+    block = block or BLOCKS["a"]
     g = x.reshape(*x.shape[:-1], x.shape[-1] // block, block)
     s = g.abs().amax(-1, keepdim=True).clamp(min=eps) / 127
     return ((g / s).round().clamp(-127, 127) * s).reshape(x.shape)
@@ -89,10 +104,17 @@ def repeat_kv(x, n_rep):
     return x[:, :, None].expand(b, h, n_rep, s, d).reshape(b, h * n_rep, s, d)
 
 
+def kv8_fake(x):  # K after RoPE and V, int8 blocks along head_dim, straight-through
+    return x + (int8_fake(x, BLOCKS["kv"]) - x).detach()
+
+
 class Attention(nn.Module):
-    def __init__(self, a, linear):
+    def __init__(self, a, linear, kv8):
         super().__init__()
-        self.h, self.hkv, self.d = a.heads, a.kv_heads, a.dim // a.heads
+        self.h, self.hkv, self.d = a.heads, a.kv_heads, a.head_dim
+        self.kv8 = kv8
+        self.q_norm = RMSNorm(self.d, a.eps) if a.qk_norm else None
+        self.k_norm = RMSNorm(self.d, a.eps) if a.qk_norm else None
         self.q_proj = linear(a.dim, self.h * self.d, bias=False)
         self.k_proj = linear(a.dim, self.hkv * self.d, bias=False)
         self.v_proj = linear(a.dim, self.hkv * self.d, bias=False)
@@ -103,8 +125,12 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(b, t, self.h, self.d).transpose(1, 2)
         k = self.k_proj(x).view(b, t, self.hkv, self.d).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.hkv, self.d).transpose(1, 2)
+        if self.q_norm is not None:  # Qwen3: per-head RMSNorm before RoPE
+            q, k = self.q_norm(q), self.k_norm(k)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
+        if self.kv8:
+            k, v = kv8_fake(k), kv8_fake(v)
         k, v = repeat_kv(k, self.h // self.hkv), repeat_kv(v, self.h // self.hkv)
         if hasattr(F, "scaled_dot_product_attention"):  # torch >= 2.0 (what HF uses there)
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -128,12 +154,12 @@ class MLP(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, a, linear):
+    def __init__(self, a, linear, kv8):
         super().__init__()
-        self.self_attn = Attention(a, linear)
+        self.self_attn = Attention(a, linear, kv8)
         self.mlp = MLP(a, linear)
-        self.input_layernorm = RMSNorm(a.dim)
-        self.post_attention_layernorm = RMSNorm(a.dim)
+        self.input_layernorm = RMSNorm(a.dim, a.eps)
+        self.post_attention_layernorm = RMSNorm(a.dim, a.eps)
 
     def forward(self, x, cos, sin):
         x = x + self.self_attn(self.input_layernorm(x), cos, sin)
@@ -141,21 +167,23 @@ class DecoderLayer(nn.Module):
 
 
 class LlamaForCausalLM(nn.Module):
-    def __init__(self, a, quantized):
+    def __init__(self, a, quantized, kv8=False):
         super().__init__()
         linear = QLinear if quantized else nn.Linear
         self.embed_tokens = (QEmbedding if quantized else nn.Embedding)(a.vocab, a.dim)
-        self.layers = nn.ModuleList([DecoderLayer(a, linear) for _ in range(a.layers)])
-        self.norm = RMSNorm(a.dim)
+        self.layers = nn.ModuleList([DecoderLayer(a, linear, kv8) for _ in range(a.layers)])
+        self.norm = RMSNorm(a.dim, a.eps)
         self.lm_head = linear(a.dim, a.vocab, bias=False)
-        d = a.dim // a.heads
-        inv_freq = 1.0 / (10000.0 ** (torch.arange(0, d, 2).float() / d))
+        d = a.head_dim
+        inv_freq = 1.0 / (a.rope_theta ** (torch.arange(0, d, 2).float() / d))
         emb = torch.cat([torch.outer(torch.arange(a.seq).float(), inv_freq)] * 2, dim=-1)
         self.register_buffer("cos", emb.cos()[None, None], persistent=False)
         self.register_buffer("sin", emb.sin()[None, None], persistent=False)
         for m in self.modules():  # HF init
             if isinstance(m, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(m.weight, 0.0, 0.02)
+        if a.tie:
+            self.lm_head.weight = self.embed_tokens.weight
 
     def forward(self, ids):
         """Returns (logits (B, T, V), hidden states: L+1 x (B, T, C))."""
@@ -228,7 +256,7 @@ def matmul_peak_gflops(dtype, device, n=2048, reps=4):
 
 
 def forward_flops(a):
-    d = a.dim // a.heads
+    d = a.head_dim
     per_token = a.layers * (a.dim * a.heads * d + 2 * a.dim * a.kv_heads * d + a.heads * d * a.dim
                             + 3 * a.dim * a.ffn) + a.vocab * a.dim
     return 2.0 * a.batch * a.seq * per_token + 4.0 * a.batch * a.layers * a.heads * a.seq * a.seq * d
@@ -244,7 +272,28 @@ def main():
     p.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--compile", action="store_true", help="torch.compile the models and the loss")
+    p.add_argument("--peer", choices=["eager", "torchao"], default="eager",
+                   help="the student's quantizers: hand-written STE (eager) or torchao QAT")
+    p.add_argument("--model", default="", help="HF folder or config.json giving the shapes")
+    p.add_argument("--kv8", action="store_true", help="fake-quantize K and V (int8, blocks of --kv-block)")
+    p.add_argument("--w-block", type=int, default=256)
+    p.add_argument("--a-block", type=int, default=256)
+    p.add_argument("--kv-block", type=int, default=128)
     a = parser.parse_args()
+    a.head_dim, a.qk_norm, a.tie, a.rope_theta, a.eps = a.dim // a.heads, False, False, 10000.0, 1e-5
+    if a.model:
+        path = os.path.join(a.model, "config.json") if os.path.isdir(a.model) else a.model
+        with open(path) as f:
+            c = json.load(f)
+        a.vocab, a.dim, a.layers = c["vocab_size"], c["hidden_size"], c["num_hidden_layers"]
+        a.heads, a.ffn = c["num_attention_heads"], c["intermediate_size"]
+        a.kv_heads = c.get("num_key_value_heads", a.heads)
+        a.head_dim = c.get("head_dim") or a.dim // a.heads
+        a.qk_norm = c.get("model_type") == "qwen3"
+        a.tie = bool(c.get("tie_word_embeddings", False))
+        a.rope_theta = float(c.get("rope_theta", 10000.0))
+        a.eps = float(c.get("rms_norm_eps", 1e-6))
+    BLOCKS.update(w=a.w_block, a=a.a_block, kv=a.kv_block)
     torch.set_num_threads(a.threads if a.threads > 0 else len(os.sched_getaffinity(0)))
     device = torch.device(a.device)
     has_bf16 = device.type == "cuda" or native_bf16()
@@ -255,10 +304,21 @@ def main():
 
     torch.manual_seed(0)
     teacher = LlamaForCausalLM(a, quantized=False)
-    student = LlamaForCausalLM(a, quantized=True)
+    student = LlamaForCausalLM(a, quantized=a.peer == "eager", kv8=a.kv8)
     student.load_state_dict(teacher.state_dict())  # QAD starts from the teacher
     teacher.to(device, dtype).eval().requires_grad_(False)
     student.to(device, dtype).train()
+    if a.peer == "torchao":
+        import torchao
+        from torchao.quantization import quantize_
+        from torchao.quantization.qat import IntxFakeQuantizeConfig, QATConfig
+        weight = IntxFakeQuantizeConfig(torch.int2, group_size=a.w_block, is_symmetric=True)
+        act = IntxFakeQuantizeConfig(torch.int8, "per_token", is_symmetric=False)
+        quantize_(student, QATConfig(activation_config=act, weight_config=weight, step="prepare"))
+        quantize_(student, QATConfig(weight_config=weight, step="prepare"),
+                  filter_fn=lambda m, fqn: isinstance(m, nn.Embedding))
+        if a.tie:  # quantize_ swaps modules: tie the new lm_head to the new embedding again
+            student.lm_head.weight = student.embed_tokens.weight
     # fused=True is AdamW at its best on a GPU (one kernel for all parameters)
     opt = torch.optim.AdamW(student.parameters(), lr=2e-5, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.01,
                             **({"fused": True} if device.type == "cuda" else {}))
@@ -309,7 +369,11 @@ def main():
                 phases.setdefault(k, []).append(v)
     step_ms = statistics.median(times)
     out = {
-        "bench": "edgerazor-bench step", "impl": "pytorch %s (torch %s)" % ("torch.compile" if a.compile else "eager", torch.__version__),
+        "bench": "edgerazor-bench step",
+        "impl": "pytorch %s%s (torch %s%s)" % ("torch.compile" if a.compile else "eager",
+                                              " + torchao QAT" if a.peer == "torchao" else "", torch.__version__,
+                                              ", torchao " + torchao.__version__ if a.peer == "torchao" else ""),
+        "peer": ("torchao" if a.peer == "torchao" else "eager") + ("+compile" if a.compile else ""),
         "tokens_per_s": a.batch * a.seq / (step_ms / 1e3), "step_ms": step_ms, "step_ms_min": min(times),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "mfu": flops / (step_ms / 1e3) / (peak * 1e9), "matmul_peak_gflops": peak,
@@ -317,9 +381,11 @@ def main():
         "flop_model": "same as edgerazor-bench (4 * F_fwd, see its flop_model)",
         "dtype": dtype_name, "native_bf16": has_bf16, "threads": torch.get_num_threads(),
         "config": {"vocab": a.vocab, "dim": a.dim, "layers": a.layers, "heads": a.heads,
-                   "kv_heads": a.kv_heads, "ffn": a.ffn, "seq": a.seq, "batch": a.batch, "steps": a.steps},
+                   "kv_heads": a.kv_heads, "ffn": a.ffn, "seq": a.seq, "batch": a.batch, "steps": a.steps,
+                   "head_dim": a.head_dim, "tied": a.tie, "qk_norm": a.qk_norm, "kv8": a.kv8},
         "student_parameters": sum(p.numel() for p in student.parameters()),
-        "model_state_mb": 5 * sum(p.numel() * p.element_size() for p in student.parameters()) / 2 ** 20,
+        "model_state_mb": (4 * sum(p.numel() * p.element_size() for p in student.parameters())
+                           + sum(p.numel() * p.element_size() for p in teacher.parameters())) / 2 ** 20,
         "loss": loss_value, "phases_ms": {k: statistics.median(v) for k, v in phases.items()},
         "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
     }

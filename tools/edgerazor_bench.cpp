@@ -96,7 +96,8 @@ struct StepArgs {
   std::string dtype = "auto";
   std::string device = "cpu";
   std::string model_dir;          // an HF folder: its config.json's shapes (and weights when it has them)
-  std::string quant = "w1.58a8kv8";  // preset or quantization YAML of the student (KV8 left out)
+  std::string quant = "w1.58a8kv8";  // preset or quantization YAML of the student (KV8 left out unless kv8)
+  bool kv8 = false;                  // keep the preset's kv_cache target (K and V fake-quantized)
   bool json = false;  // one JSON line instead of the table
 };
 
@@ -406,7 +407,7 @@ int run_step(StepArgs& a) {
   b.student->set_gradient_checkpointing(checkpointing);  // recompute each layer in backward
   auto quant = edgerazor::config::quant_config_from_arg(a.quant);
   auto& targets = quant.select.target_types;  // default: ternary W + A8 block 256; KV8 off (not in the step)
-  targets.erase(std::remove(targets.begin(), targets.end(), "kv_cache"), targets.end());
+  if (!a.kv8) targets.erase(std::remove(targets.begin(), targets.end(), "kv_cache"), targets.end());
   edgerazor::quant::inject(*b.student, quant);
   b.objective = edgerazor::distill::DistillObjective(objective_options());
   b.params = b.student->parameters();
@@ -489,6 +490,7 @@ int run_step(StepArgs& a) {
                  {"steps", a.steps}};
   if (!a.model_dir.empty()) j["config"]["model"] = a.model_dir;
   j["config"]["quant"] = a.quant;
+  j["config"]["kv8"] = a.kv8;
   j["student_parameters"] = edgerazor::quant::count_parameters(*b.student);
   // Teacher + student weights, student gradients and the two AdamW moments, all in the step dtype.
   const double params = static_cast<double>(edgerazor::quant::count_parameters(*b.student));
@@ -541,6 +543,7 @@ int main(int argc, char** argv) {
     step->add_option("--device", a.device, "cpu | cuda | cuda:N | auto")->capture_default_str();
     step->add_option("--model", a.model_dir, "HF folder whose config.json gives the shapes (weights too when it has safetensors; e.g. bench/qwen3-0.6b)");
     step->add_option("--quant", a.quant, "the student's quantization: preset or YAML (KV8 is left out)")->capture_default_str();
+    step->add_flag("--kv8", a.kv8, "keep the preset's KV8 (K and V fake-quantized in attention)");
     step->add_flag("--json", a.json, "print the result as one JSON line (every field) instead of a table");
     try {
       app.parse(argc, argv);
