@@ -252,8 +252,13 @@ at::Tensor chunk_logits(const at::Tensor& hidden, const at::Tensor& weight, int6
 const uint16_t* bf16_ptr(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
 uint16_t* bf16_ptr(at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
 
-// sum over rows of gamma_weights * teacher entropy (teacher-only GEMMs).
-double entropy_statistic(const Plan& p) {
+// The teacher logits of every chunk are kept from the entropy pre-pass for the main pass when they
+// take at most this much (one vocabulary GEMM less per step: 1 of the loss's 5 at B·T 1024 and
+// V 32000 (65 MiB), 155 MiB at Qwen3's V 151936 and T 512); above it they are computed again.
+constexpr int64_t kKeptTeacherLogitsBytes = int64_t{768} << 20;
+
+// sum over rows of gamma_weights * teacher entropy (teacher-only GEMMs); `kept`: the chunks' logits.
+double entropy_statistic(const Plan& p, std::vector<at::Tensor>* kept) {
   double stat = 0.0;
   const float* wg = p.gamma_weights.data_ptr<float>();
   std::vector<float> h(std::min(p.chunk, p.rows));
@@ -268,6 +273,7 @@ double entropy_statistic(const Plan& p) {
                     : row_entropy_f32(zt.data_ptr<float>() + r * V, V, scratch.data());
     });
     for (int64_t r = 0; r < n; ++r) stat += static_cast<double>(wg[r0 + r]) * h[r];
+    if (kept) kept->push_back(zt);
   }
   return stat;
 }
@@ -311,7 +317,9 @@ class RowFusedFunction : public torch::autograd::Function<RowFusedFunction> {
                                                 const at::Tensor& weight, const Plan& p, const RowFusedRule& rule) {
     c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKeySet(c10::DispatchKey::AutocastCPU));
     Sums sums;
-    if (p.has_entropy) sums.stat = entropy_statistic(p);
+    std::vector<at::Tensor> teacher_logits;  // per chunk, from the pre-pass (empty: compute them here)
+    const bool keep = p.rows * p.vocab * p.teacher_weight.element_size() <= kKeptTeacherLogitsBytes;
+    if (p.has_entropy) sums.stat = entropy_statistic(p, keep ? &teacher_logits : nullptr);
     const RowFusedCoefficients c = rule(sums.stat);
     const bool want_hidden = p.want_hidden, want_weight = p.want_weight;
     at::Tensor grad_hidden = want_hidden ? at::empty_like(hidden) : at::Tensor();
@@ -319,9 +327,11 @@ class RowFusedFunction : public torch::autograd::Function<RowFusedFunction> {
     const bool exact = weight.scalar_type() == at::kFloat;
     at::Tensor grad_weight = want_weight ? at::zeros(weight.sizes(), weight.options().dtype(at::kFloat)) : at::Tensor();
     at::Tensor product = want_weight && !exact ? at::empty(weight.sizes(), weight.options()) : at::Tensor();
-    for (int64_t r0 = 0; r0 < p.rows; r0 += p.chunk) {
+    for (int64_t r0 = 0, k = 0; r0 < p.rows; r0 += p.chunk, ++k) {
       const int64_t n = std::min(p.chunk, p.rows - r0);
-      const at::Tensor zs = chunk_logits(hidden, weight, r0, n), zt = chunk_logits(p.teacher_hidden, p.teacher_weight, r0, n);
+      const at::Tensor zs = chunk_logits(hidden, weight, r0, n);
+      at::Tensor zt = teacher_logits.empty() ? chunk_logits(p.teacher_hidden, p.teacher_weight, r0, n)
+                                             : std::move(teacher_logits[static_cast<size_t>(k)]);
       // The kernel reads each element of a row's logits before it writes its gradient there: dz
       // takes the student logits' place (one (n, V) buffer less).
       at::Tensor dz_rows = want_hidden || want_weight ? zs : at::Tensor();
