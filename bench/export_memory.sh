@@ -19,6 +19,7 @@ preset="${PRESET:-w1_58a8kv8_qwen3}"
 tokenizer="${TOKENIZER:-$shared/models/qwen3-tokenizer}"
 models="${MODELS:-$here/build/bench-models}"
 out_dir="${OUT_DIR:-$(mktemp -d)}"
+mkdir -p "$out_dir"
 
 name="$(basename "$config")"
 model="$models/$name-random-bf16"

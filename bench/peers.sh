@@ -59,7 +59,7 @@ for ((r = 1; r <= rounds; r++)); do
     line="$(grep '^{.*"tokens_per_s"' "$out/run.log" | tail -n 1 || true)"
     [ -n "$line" ] || line='{}'
     reason=""
-    if ((status != 0)); then reason="$(grep -v '^W[0-9]' "$out/err.log" | tail -n 3 | tr '\n' ' ' | cut -c1-300)"; fi
+    if ((status != 0)); then reason="$( (grep -v '^W[0-9]' "$out/err.log" || true) | tail -n 3 | tr '\n' ' ' | cut -c1-300)"; fi
     "$py" -c 'import json, sys
 r = json.loads(sys.argv[1]); r["peer"] = sys.argv[2]; r["limit"] = json.load(open(sys.argv[3])); r["failure"] = sys.argv[4]
 print(json.dumps(r))' "$line" "$peer" "$out/limit.json" "$reason" >>"$out/all.jsonl"

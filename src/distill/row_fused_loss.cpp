@@ -256,6 +256,8 @@ uint16_t* bf16_ptr(at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_pt
 // take at most this much (one vocabulary GEMM less per step: 1 of the loss's 5 at B·T 1024 and
 // V 32000 (65 MiB), 155 MiB at Qwen3's V 151936 and T 512); above it they are computed again.
 constexpr int64_t kKeptTeacherLogitsBytes = int64_t{768} << 20;
+// Rows whose logits take at most this much are one chunk (row_fused_losses).
+constexpr int64_t kSingleChunkBytes = int64_t{320} << 20;
 
 // sum over rows of gamma_weights * teacher entropy (teacher-only GEMMs); `kept`: the chunks' logits.
 double entropy_statistic(const Plan& p, std::vector<at::Tensor>* kept) {
@@ -323,10 +325,12 @@ class RowFusedFunction : public torch::autograd::Function<RowFusedFunction> {
     const RowFusedCoefficients c = rule(sums.stat);
     const bool want_hidden = p.want_hidden, want_weight = p.want_weight;
     at::Tensor grad_hidden = want_hidden ? at::empty_like(hidden) : at::Tensor();
-    // Reduced-precision weights accumulate their gradient over chunks in fp32, rounded once.
-    const bool exact = weight.scalar_type() == at::kFloat;
-    at::Tensor grad_weight = want_weight ? at::zeros(weight.sizes(), weight.options().dtype(at::kFloat)) : at::Tensor();
-    at::Tensor product = want_weight && !exact ? at::empty(weight.sizes(), weight.options()) : at::Tensor();
+    // Reduced-precision weights accumulate their gradient over chunks in fp32, rounded once; with
+    // one chunk the GEMM's own fp32 accumulation does it.
+    const bool exact = weight.scalar_type() == at::kFloat, one_chunk = p.chunk >= p.rows;
+    const bool accumulate = want_weight && (exact || !one_chunk);
+    at::Tensor grad_weight = accumulate ? at::zeros(weight.sizes(), weight.options().dtype(at::kFloat)) : at::Tensor();
+    at::Tensor product = accumulate && !exact ? at::empty(weight.sizes(), weight.options()) : at::Tensor();
     for (int64_t r0 = 0, k = 0; r0 < p.rows; r0 += p.chunk, ++k) {
       const int64_t n = std::min(p.chunk, p.rows - r0);
       const at::Tensor zs = chunk_logits(hidden, weight, r0, n);
@@ -342,7 +346,9 @@ class RowFusedFunction : public torch::autograd::Function<RowFusedFunction> {
       }
       if (want_weight) {
         const at::Tensor rows = hidden.narrow(0, r0, n);
-        if (exact) {
+        if (!accumulate) {
+          grad_weight = at::mm(dz_rows.t(), rows);
+        } else if (exact) {
           grad_weight.addmm_(dz_rows.t(), rows);
         } else {
           at::mm_out(product, dz_rows.t(), rows);
@@ -351,7 +357,7 @@ class RowFusedFunction : public torch::autograd::Function<RowFusedFunction> {
       }
     }
     product = at::Tensor();
-    if (want_weight && !exact) grad_weight = grad_weight.to(weight.scalar_type());
+    if (accumulate && !exact) grad_weight = grad_weight.to(weight.scalar_type());
     ctx->saved_data["grad_hidden"] = grad_hidden;
     ctx->saved_data["grad_weight"] = grad_weight;
     auto scalar = [](double v) { return at::scalar_tensor(v, at::kFloat); };
@@ -430,6 +436,11 @@ RowFusedResult row_fused_losses(const LogitsSource& student, const LogitsSource&
   p.rows = B * T;
   p.vocab = V;
   p.chunk = request.chunk_size;
+  // One chunk when all rows' logits take little memory: a reduced-precision lm_head gradient then
+  // comes from one GEMM (fp32 accumulation inside it, rounded once) instead of an fp32 accumulator
+  // plus a product buffer of (V, C) each (933 MiB at Qwen3's vocabulary), and the GEMMs are larger.
+  const int64_t logit_bytes = at::elementSize(compute_dtype(student));
+  if (p.rows * V * logit_bytes <= kSingleChunkBytes) p.chunk = std::max(p.chunk, p.rows);
   const auto f32 = at::TensorOptions().dtype(at::kFloat);
   const bool has_ce = request.ce_targets.defined();
   p.ce_targets = has_ce ? request.ce_targets.reshape({p.rows}).to(at::kLong).contiguous()

@@ -2,6 +2,7 @@
 
 #include <c10/core/Allocator.h>
 #include <torch/version.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <malloc.h>
@@ -13,6 +14,7 @@
 #include <mutex>
 #include <new>
 #include <string>
+#include <map>
 #include <unordered_map>
 #include <vector>
 
@@ -47,23 +49,77 @@ size_t cache_limit_bytes() {
 
 void release_cached_blocks();
 
+constexpr size_t kHugePage = size_t(2) << 20;
+
+// Blocks of 2 MiB and more are 2 MiB-aligned and marked for transparent huge pages
+// (madvise(MADV_HUGEPAGE); the kernel's THP mode here is "madvise"): the kernel then faults them
+// in 2 MiB at a time instead of 4 KiB, ~500x fewer page faults (about 10 us each on these VMs) for
+// a block the cache had to allocate or give back. EDGERAZOR_HUGE_PAGES=0 turns it off.
+bool huge_pages_enabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("EDGERAZOR_HUGE_PAGES");
+    return env == nullptr || std::string(env) != "0";
+  }();
+  return on;
+}
+
 // posix_memalign; when it fails, gives the cached blocks back to the system and tries once more.
 void* system_alloc(size_t n) {
+  const bool huge = n >= kHugePage && huge_pages_enabled();
+  const size_t alignment = huge ? kHugePage : kAlignment;
   void* p = nullptr;
-  if (posix_memalign(&p, kAlignment, std::max<size_t>(n, kAlignment)) == 0) return p;
-  release_cached_blocks();
-  if (posix_memalign(&p, kAlignment, std::max<size_t>(n, kAlignment)) != 0) throw std::bad_alloc();
+  if (posix_memalign(&p, alignment, std::max<size_t>(n, kAlignment)) != 0) {
+    release_cached_blocks();
+    if (posix_memalign(&p, alignment, std::max<size_t>(n, kAlignment)) != 0) throw std::bad_alloc();
+  }
+  if (huge) ::madvise(p, n / kHugePage * kHugePage, MADV_HUGEPAGE);  // advice: failure is harmless
   return p;
 }
 
 // Process-wide state: the deleter is a plain function pointer, so it cannot carry `this`.
 struct Cache {
   std::mutex mutex;
-  std::unordered_map<void*, size_t> live;                  // cached-size blocks handed out
-  std::unordered_map<size_t, std::vector<void*>> free_lists;
+  std::unordered_map<void*, size_t> live;           // cached-size blocks handed out
+  std::map<size_t, std::vector<void*>> free_lists;  // by block size (best fit: lower_bound)
   size_t cached = 0;
   size_t limit = cache_limit_bytes();
 };
+
+// A free block for `size` bytes: the smallest cached one of at least `size` and at most 1/8 more
+// (two size classes), or nullptr. Caller holds the lock.
+void* take_block(Cache& c, size_t size, size_t* block_size) {
+  auto it = c.free_lists.lower_bound(size);
+  while (it != c.free_lists.end() && it->second.empty()) it = c.free_lists.erase(it);
+  if (it == c.free_lists.end() || it->first > size + size / 8) return nullptr;
+  void* p = it->second.back();
+  it->second.pop_back();
+  *block_size = it->first;
+  c.cached -= it->first;
+  if (it->second.empty()) c.free_lists.erase(it);
+  return p;
+}
+
+// On a miss, cached blocks of other sizes go back to the system first (largest first) until they
+// cover the new block: the memory the new block takes is then memory the process already had,
+// so the resident set stays near the live tensors' peak instead of growing by every size class
+// a step ever used. Returns the blocks to free outside the lock. Caller holds the lock.
+std::vector<void*> evict_for(Cache& c, size_t size) {
+  std::vector<void*> out;
+  size_t freed = 0;
+  while (freed < size && !c.free_lists.empty()) {
+    auto it = std::prev(c.free_lists.end());
+    if (it->second.empty()) {
+      c.free_lists.erase(it);
+      continue;
+    }
+    out.push_back(it->second.back());
+    it->second.pop_back();
+    freed += it->first;
+    c.cached -= it->first;
+    if (it->second.empty()) c.free_lists.erase(it);
+  }
+  return out;
+}
 
 // Bytes handed to tensors and not yet freed (cached blocks excluded), and their high-water mark.
 std::atomic<size_t> g_live{0}, g_peak{0};
@@ -117,18 +173,16 @@ class CachingCpuAllocator final : public c10::Allocator {
       add_live(malloc_usable_size(p));
       return {p, p, &release_small, c10::Device(c10::DeviceType::CPU)};
     }
-    const size_t size = size_class(n);
+    size_t size = size_class(n);
     Cache& c = cache();
     void* p = nullptr;
+    std::vector<void*> evicted;
     {
       std::lock_guard<std::mutex> lock(c.mutex);
-      auto it = c.free_lists.find(size);
-      if (it != c.free_lists.end() && !it->second.empty()) {
-        p = it->second.back();
-        it->second.pop_back();
-        c.cached -= size;
-      }
+      p = take_block(c, size, &size);
+      if (p == nullptr) evicted = evict_for(c, size);
     }
+    for (void* e : evicted) std::free(e);
     if (p == nullptr) p = system_alloc(size);
     {
       std::lock_guard<std::mutex> lock(c.mutex);

@@ -7,10 +7,15 @@
 //
 //   edgerazor::runtime::use_caching_cpu_allocator();   // once; the Trainer and the bench call it
 //
-// Sizes are rounded up to a multiple of 1/16 of their power of two (at most 12.5 % slack). When
-// the system refuses an allocation, the cache is given back and the allocation retried once. The cache
-// holds at most EDGERAZOR_CPU_CACHE_MB MiB (default: a quarter of physical memory); blocks freed
-// beyond that go back to the system. EDGERAZOR_CACHING_ALLOCATOR=0 turns the whole thing off.
+// Sizes are rounded up to a multiple of 1/16 of their power of two (at most 12.5 % slack); a
+// request takes the smallest cached block of at least its size and at most 1/8 more. On a miss the
+// largest cached blocks go back to the system until they cover the new block (so the resident set
+// follows the live tensors instead of growing with every size a step ever used), and the new block,
+// from 2 MiB up, is 2 MiB-aligned with transparent huge pages requested (EDGERAZOR_HUGE_PAGES=0:
+// not), so that faulting it in costs one fault per 2 MiB. When the system refuses an allocation,
+// the cache is given back and the allocation retried once. The cache holds at most
+// EDGERAZOR_CPU_CACHE_MB MiB (default: a quarter of physical memory); blocks freed beyond that go
+// back to the system. EDGERAZOR_CACHING_ALLOCATOR=0 turns the whole thing off.
 #pragma once
 
 #include <cstddef>
