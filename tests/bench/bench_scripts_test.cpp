@@ -18,20 +18,13 @@
 namespace {
 
 using edgerazor_test::Result;
+using edgerazor_test::last_line;
 using edgerazor_test::run_merged;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
 const std::string kSource = EDGERAZOR_SOURCE_DIR;
 const std::string kTiny = " --vocab 512 --dim 256 --layers 1 --heads 4 --kv-heads 2 --ffn 512 --seq 32 --batch 2 --steps 2 --dtype fp32";
-
-std::string last_line(const std::string& text) {
-  std::istringstream in(text);
-  std::string line, last;
-  while (std::getline(in, line))
-    if (!line.empty()) last = line;
-  return last;
-}
 
 std::string env() { return "EDGERAZOR_BIN=" + std::string(EDGERAZOR_BIN_DIR) + " "; }
 

@@ -17,15 +17,8 @@
 namespace {
 
 using edgerazor_test::Result;
+using edgerazor_test::last_line;
 using edgerazor_test::run_merged;
-
-std::string last_line(const std::string& text) {
-  std::istringstream in(text);
-  std::string line, last;
-  while (std::getline(in, line))
-    if (!line.empty()) last = line;
-  return last;
-}
 
 const std::string kBench = std::string(EDGERAZOR_BIN_DIR) + "/edgerazor-bench";
 

@@ -11,7 +11,7 @@
 // request takes the smallest cached block of at least its size and at most 1/8 more. On a miss the
 // largest cached blocks go back to the system until they cover the new block (so the resident set
 // follows the live tensors instead of growing with every size a step ever used), and the new block,
-// from 2 MiB up, is 2 MiB-aligned with transparent huge pages requested (EDGERAZOR_HUGE_PAGES=0:
+// from 32 MiB up, is 2 MiB-aligned with transparent huge pages requested (EDGERAZOR_HUGE_PAGES=0:
 // not), so that faulting it in costs one fault per 2 MiB. When the system refuses an allocation,
 // the cache is given back and the allocation retried once. The cache holds at most
 // EDGERAZOR_CPU_CACHE_MB MiB (default: a quarter of physical memory); blocks freed beyond that go
