@@ -328,7 +328,7 @@ class RowFusedFunction : public torch::autograd::Function<RowFusedFunction> {
     // Reduced-precision weights accumulate their gradient over chunks in fp32, rounded once; with
     // one chunk the GEMM's own fp32 accumulation does it.
     const bool exact = weight.scalar_type() == at::kFloat, one_chunk = p.chunk >= p.rows;
-    const bool accumulate = want_weight && (exact || !one_chunk);
+    const bool accumulate = want_weight && !one_chunk;
     at::Tensor grad_weight = accumulate ? at::zeros(weight.sizes(), weight.options().dtype(at::kFloat)) : at::Tensor();
     at::Tensor product = accumulate && !exact ? at::empty(weight.sizes(), weight.options()) : at::Tensor();
     for (int64_t r0 = 0, k = 0; r0 < p.rows; r0 += p.chunk, ++k) {
@@ -436,7 +436,7 @@ RowFusedResult row_fused_losses(const LogitsSource& student, const LogitsSource&
   p.rows = B * T;
   p.vocab = V;
   p.chunk = request.chunk_size;
-  // One chunk when all rows' logits take little memory: a reduced-precision lm_head gradient then
+  // One chunk (whatever chunk_size says) when all rows' logits take little memory: the lm_head gradient then
   // comes from one GEMM (fp32 accumulation inside it, rounded once) instead of an fp32 accumulator
   // plus a product buffer of (V, C) each (933 MiB at Qwen3's vocabulary), and the GEMMs are larger.
   const int64_t logit_bytes = at::elementSize(compute_dtype(student));

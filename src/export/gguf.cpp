@@ -319,6 +319,8 @@ size_t GgufWriter::declare_tensor(const std::string& name, GgmlType type, const 
 }
 
 void GgufWriter::set_tensor_type(size_t index, GgmlType type) {
+  if (fd_ >= 0 && index < streamed_)  // its bytes are placed: another size would shift every offset after it
+    throw std::logic_error("GGUF tensor '" + tensors_.at(index).info.name + "' is written; its type cannot change");
   GgufTensorInfo& info = tensors_.at(index).info;
   info.type = type;
   uint64_t rows = 1;
@@ -399,6 +401,25 @@ void pwrite_all(int fd, const void* data, size_t n, uint64_t at, const std::stri
   }
 }
 
+// Moves n bytes of the file from offset `from` to offset `to` (the ranges may overlap): from the
+// end when moving up, from the start when moving down.
+void move_bytes(int fd, uint64_t from, uint64_t to, uint64_t n, const std::string& path) {
+  std::vector<char> buf(size_t{1} << 20);
+  for (uint64_t done = 0; done < n;) {
+    const uint64_t len = std::min<uint64_t>(buf.size(), n - done);
+    const uint64_t at = to > from ? n - done - len : done;
+    uint64_t got = 0;
+    while (got < len) {
+      const ssize_t r = ::pread(fd, buf.data() + got, len - got, static_cast<off_t>(from + at + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) throw FormatError(path, std::string("read back failed: ") + std::strerror(errno));
+      got += static_cast<uint64_t>(r);
+    }
+    pwrite_all(fd, buf.data(), len, to + at, path);
+    done += len;
+  }
+}
+
 }  // namespace
 
 void GgufWriter::open_stream(const std::string& path) {
@@ -406,7 +427,7 @@ void GgufWriter::open_stream(const std::string& path) {
   path_ = path;
   tmp_ = path + ".tmp";
   files::track_temporary(tmp_);
-  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  fd_ = ::open(tmp_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);  // read: commit() may move the data
   if (fd_ < 0) {
     files::untrack_temporary(tmp_);
     throw FormatError(tmp_, std::string("cannot open for writing: ") + std::strerror(errno));
@@ -461,35 +482,11 @@ uint64_t GgufWriter::commit() {
     const std::string h = header();
     if (h.size() == header_room_) {
       pwrite_all(fd_, h.data(), h.size(), 0, tmp_);
-    } else {  // metadata grew or shrank after the data was placed: write it again behind the new header
-      const std::string moved = tmp_ + ".moved";
-      const int in = fd_;
-      fd_ = ::open(moved.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (fd_ < 0) {
-        fd_ = in;
-        throw FormatError(moved, std::string("cannot open for writing: ") + std::strerror(errno));
-      }
-      files::track_temporary(moved);
-      const int reader = ::open(tmp_.c_str(), O_RDONLY | O_CLOEXEC);
-      ::close(in);
-      if (reader < 0) throw FormatError(tmp_, std::string("cannot reopen: ") + std::strerror(errno));
-      write_all(fd_, h.data(), h.size(), moved);
-      std::vector<char> buf(1 << 20);
-      uint64_t at = header_room_;
-      for (uint64_t left = data_bytes_; left > 0;) {
-        const ssize_t r = ::pread(reader, buf.data(), std::min<uint64_t>(buf.size(), left), static_cast<off_t>(at));
-        if (r <= 0) {
-          ::close(reader);
-          throw FormatError(tmp_, "read back failed");
-        }
-        write_all(fd_, buf.data(), static_cast<size_t>(r), moved);
-        at += static_cast<uint64_t>(r);
-        left -= static_cast<uint64_t>(r);
-      }
-      ::close(reader);
-      fs::remove(tmp_);
-      files::untrack_temporary(tmp_);
-      tmp_ = moved;
+    } else {  // metadata grew or shrank after the data was placed: move the data behind the new header
+      move_bytes(fd_, header_room_, h.size(), data_bytes_, tmp_);
+      pwrite_all(fd_, h.data(), h.size(), 0, tmp_);
+      if (::ftruncate(fd_, static_cast<off_t>(h.size() + data_bytes_)) != 0)
+        throw FormatError(tmp_, "write failed: " + files::write_error_reason());
     }
     if (::close(fd_) != 0) {
       fd_ = -1;

@@ -279,8 +279,6 @@ class ModelFileWriter {
       chosen = options_.fallback;
       warning_ = "tensor '" + name_ + "' fits no quantized GGUF type (" + why + "); kept as " + ggml_type_name(chosen) +
                  " fake-quant values";
-    } else if (quantized && chosen == float_type_ && dim == 2 && !dense_) {
-      chosen = options_.fallback;
     }
     const at::Tensor value = quantized ? rows.q->dequantize().reshape(rows.q->shape) : rows.value;
     bytes = float_bytes(heads_ > 0 ? permute_qk_rows(value, heads_) : value, chosen);
@@ -350,8 +348,14 @@ StreamedGguf stream_gguf(const ExportSourceOptions& source, const std::string& p
   int64_t total_params = 0;
   const auto modules = describe_model_shapes(cfg, &total_params);
   std::map<std::string, quant::QuantSpec> specs;  // weight tensor name -> its quantizer
+  std::optional<quant::QuantSpec> tied_fake_quant;
   if (rq.config) {
     const config::QuantPlan plan = config::plan_quantization(modules, *rq.config, quant::module_type_keys());
+    auto plan_settings = [](const config::QuantPlan& pl, const std::string& module) {
+      for (const auto& w : pl.weights)
+        if (w.name == module) return w.settings;
+      throw std::logic_error("stream_gguf: no plan for " + module);
+    };
     out.coverage = config::make_report(plan, total_params);
     for (const auto& w : plan.weights) {
       if (w.tied_duplicate) continue;
@@ -359,6 +363,10 @@ StreamedGguf stream_gguf(const ExportSourceOptions& source, const std::string& p
         log_warning(w.name + ".weight: is_w_quantized is set; the stored weights are quantized again from their values");
       specs.emplace(w.name + ".weight", quant::weight_spec(w.settings));
     }
+    // Tied weights quantized through lm_head only (target_types [linear]): the model computes the
+    // embedding with lm_head's fake-quant values, and the in-memory export writes those as floats.
+    if (cfg.tie_word_embeddings && specs.count("lm_head.weight") && !specs.count("model.embed_tokens.weight"))
+      tied_fake_quant = quant::weight_spec(plan_settings(plan, "lm_head"));
   } else {
     out.coverage = config::make_report(config::QuantPlan{}, total_params);
   }
@@ -384,8 +392,10 @@ StreamedGguf stream_gguf(const ExportSourceOptions& source, const std::string& p
     out.tensors.push_back({e.name, spec != nullptr, source_view.numel()});
     if (!file.start_tensor(e.name, e.shape, spec)) continue;
     // Rows the way the model would hold them (in the load dtype), quantized like its quantizer.
+    const bool tied_values = tied_fake_quant && e.name == "model.embed_tokens.weight";
     auto write = [&](int64_t begin, int64_t count) {
-      const at::Tensor part = (count == e.shape[0] ? source_view : source_view.narrow(0, begin, count)).to(source.dtype);
+      at::Tensor part = (count == e.shape[0] ? source_view : source_view.narrow(0, begin, count)).to(source.dtype);
+      if (tied_values) part = quant::fake_quantize(part, *tied_fake_quant);
       ModelFileWriter::Rows rows;
       quant::QuantizedTensor q;
       if (spec) {
@@ -401,7 +411,7 @@ StreamedGguf stream_gguf(const ExportSourceOptions& source, const std::string& p
     };
     const int64_t row_elements = e.shape.size() == 2 ? e.shape[1] : source_view.numel();
     const int64_t slice = std::max<int64_t>(1, options.max_slice_elements / std::max<int64_t>(1, row_elements));
-    bool whole = !file.can_slice_rows() || slice >= e.shape[0];
+    bool whole = !file.can_slice_rows() || slice >= e.shape[0] || tied_values;
     if (!whole) {
       for (int64_t begin = 0; begin < e.shape[0]; begin += slice) {
         if (!write(begin, std::min(slice, e.shape[0] - begin)) || file.sliced_fallback()) {

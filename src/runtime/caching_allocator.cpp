@@ -91,8 +91,7 @@ struct Cache {
 // A free block for `size` bytes: the smallest cached one of at least `size` and at most 1/8 more
 // (two size classes), or nullptr. Caller holds the lock.
 void* take_block(Cache& c, size_t size, size_t* block_size) {
-  auto it = c.free_lists.lower_bound(size);
-  while (it != c.free_lists.end() && it->second.empty()) it = c.free_lists.erase(it);
+  auto it = c.free_lists.lower_bound(size);  // lists are erased when they empty
   if (it == c.free_lists.end() || it->first > size + size / 8) return nullptr;
   void* p = it->second.back();
   it->second.pop_back();
@@ -102,25 +101,28 @@ void* take_block(Cache& c, size_t size, size_t* block_size) {
   return p;
 }
 
-// On a miss, cached blocks of other sizes go back to the system first (largest first) until they
-// cover the new block: the memory the new block takes is then memory the process already had,
-// so the resident set stays near the live tensors' peak instead of growing by every size class
-// a step ever used. Returns the blocks to free outside the lock. Caller holds the lock.
+// On a miss, cached blocks of other sizes go back to the system first until they cover the new
+// block: the memory the new block takes is then memory the process already had, so the resident
+// set stays near the live tensors' peak instead of growing by every size class a step ever used.
+// One block that covers it when there is one (the smallest such), else the largest ones: a small
+// miss does not throw away a large block that the next phase reuses. Returns the blocks to free
+// outside the lock. Caller holds the lock.
 std::vector<void*> evict_for(Cache& c, size_t size) {
   std::vector<void*> out;
-  size_t freed = 0;
-  while (freed < size && !c.free_lists.empty()) {
-    auto it = std::prev(c.free_lists.end());
-    if (it->second.empty()) {
-      c.free_lists.erase(it);
-      continue;
-    }
+  auto pop = [&](std::map<size_t, std::vector<void*>>::iterator it) {
     out.push_back(it->second.back());
     it->second.pop_back();
-    freed += it->first;
     c.cached -= it->first;
+    const size_t block = it->first;
     if (it->second.empty()) c.free_lists.erase(it);
+    return block;
+  };
+  const auto cover = c.free_lists.lower_bound(size);
+  if (cover != c.free_lists.end()) {
+    pop(cover);
+    return out;
   }
+  for (size_t freed = 0; freed < size && !c.free_lists.empty();) freed += pop(std::prev(c.free_lists.end()));
   return out;
 }
 
@@ -245,7 +247,7 @@ bool release_free_heap_when_grown(size_t bytes) {
   const size_t heap = ::mallinfo2().arena;  // the main heap's size: grows when no hole fits a request
   if (heap <= heap_at_last_release.load() + bytes) return false;
   release_cached_cpu_memory();
-  heap_at_last_release = heap;
+  heap_at_last_release = ::mallinfo2().arena;  // after the trim: growth counts from here
   return true;
 }
 

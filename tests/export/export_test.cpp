@@ -208,6 +208,15 @@ TEST_F(ExportTest, StreamedGgufIsByteIdenticalToTheInMemoryExport) {
     edgerazor::io::save_pretrained(*m, (dir_ / "huge").string(), so);
   }
   write_text(dir_ / "tq.yaml", kStoriesTernaryYaml);
+  // Blocks of 4 fit no GGUF block type: every tensor falls back to F16, the file is not quantized
+  // after all, and the header the stream left room for shrinks (commit moves the data).
+  write_text(dir_ / "b4.yaml", "quantization:\n  select:\n    target_types: [linear, embedding]\n  function:\n"
+                               "    weight_function: weight_quant_uniform_symmetric_clip_per_block_int1_58\n"
+                               "    w_block_size: 4\n");
+  // Tied weights quantized through lm_head alone: the embedding is written as lm_head's fake-quant values.
+  write_text(dir_ / "head.yaml", "quantization:\n  select:\n    target_types: [linear]\n  function:\n"
+                                 "    weight_function: weight_quant_uniform_symmetric_clip_per_block_int1_58\n"
+                                 "    w_block_size: 256\n");
   struct Case {
     std::string source, preset, config, type;
     at::ScalarType dtype = at::kFloat;
@@ -223,6 +232,8 @@ TEST_F(ExportTest, StreamedGgufIsByteIdenticalToTheInMemoryExport) {
       {(dir_ / "wide").string(), "", "", "f32"},              // unquantized
       {(dir_ / "qwen").string(), "w1.58a8kv8", "", "auto", at::kBFloat16},
       {(dir_ / "huge").string(), "w1.58a8kv8", "", "auto"},
+      {kStories, "", (dir_ / "b4.yaml").string(), "auto"},
+      {(dir_ / "qwen").string(), "", (dir_ / "head.yaml").string(), "auto"},
   };
   int n = 0;
   for (const Case& c : cases) {
@@ -253,6 +264,8 @@ TEST_F(ExportTest, StreamedGgufIsByteIdenticalToTheInMemoryExport) {
       EXPECT_EQ(qm.tensors[i].name, b.tensors[i].name);
       EXPECT_EQ(qm.tensors[i].quantized, b.tensors[i].quantized);
     }
+    if (c.config == (dir_ / "b4.yaml").string())
+      EXPECT_EQ(GgufFile::open(streamed)->find("general.quantization_version"), nullptr);
     if (c.source == (dir_ / "huge").string()) {
       EXPECT_EQ(b.written.sizes.stored_as.at("model.embed_tokens.weight"), "F16");
       EXPECT_EQ(b.written.sizes.stored_as.at("model.layers.0.mlp.up_proj.weight"), "TQ2_0");

@@ -61,7 +61,7 @@ struct GgufTensorInfo {
   std::string name;
   std::vector<int64_t> ne;  // ggml order: ne[0] innermost
   GgmlType type = GgmlType::kF32;
-  uint64_t offset = 0;      // relative to the data section
+  uint64_t offset = 0;      // relative to the data section (read files; GgufWriter::header() computes its own)
   uint64_t nbytes = 0;
   int64_t numel() const;
 };
