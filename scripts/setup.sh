@@ -22,6 +22,7 @@ PACKAGES=(
   libyaml-cpp-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
   libsentencepiece-dev libpcre2-dev libicu-dev
   libgtest-dev libgmock-dev sentencepiece
+  time  # /usr/bin/time: peak RSS in bench/export_memory.sh (and its test)
   # Headers only: c10d's ProcessGroupGloo.hpp includes <gloo/...> and the wheel ships none.
   # Nothing links Debian's libgloo (the wheel's libtorch_cpu carries its own Gloo); see
   # src/distributed/process_group.cpp for why only pointer-typed Gloo members cross that header.
