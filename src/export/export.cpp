@@ -69,10 +69,20 @@ void write_report(const ExportReport& report, const ExportOptions& o) {
                               (o.format != "hf" ? "; removed " + o.out + " with it" : std::string()));
 }
 
-// The per-tensor rows: what each tensor is (its coverage label) and how it was stored.
-void add_tensor_rows(ExportReport& report, const std::vector<StreamedGguf::Tensor>& tensors, WrittenSizes& sizes) {
+// The report of what was written (per tensor: its coverage label and how it was stored), also
+// written beside the output.
+ExportReport finish_report(const ExportOptions& o, const std::string& description, const config::CoverageReport& coverage,
+                           std::vector<std::string> warnings, WrittenSizes& sizes,
+                           const std::vector<StreamedGguf::Tensor>& tensors) {
+  ExportReport report;
+  report.format = o.format;
+  report.path = o.out;
+  report.source = description;
+  report.coverage = coverage;
+  report.warnings = std::move(warnings);
+  report.file_bytes = sizes.file_bytes;
   std::map<std::string, std::string> labels;
-  for (const auto& row : report.coverage.rows) labels[row.name] = row.label;
+  for (const auto& row : coverage.rows) labels[row.name] = row.label;
   for (const auto& t : tensors) {
     ExportReport::Tensor row;
     row.name = t.name;
@@ -83,6 +93,8 @@ void add_tensor_rows(ExportReport& report, const std::vector<StreamedGguf::Tenso
     row.bytes = sizes.tensor_bytes.count(t.name) ? sizes.tensor_bytes[t.name] : 0;
     report.tensors.push_back(std::move(row));
   }
+  write_report(report, o);
+  return report;
 }
 
 GgufExportOptions gguf_options(const ExportOptions& o) {
@@ -99,26 +111,14 @@ ExportReport export_model(const ExportOptions& options) {
   if (options.format != "gguf") return export_model(load_quantized_model(options.source), options);
   // GGUF streams from the checkpoint on disk: memory stays near one tensor, not the model.
   StreamedGguf streamed = stream_gguf(options.source, options.out, gguf_options(options));
-  ExportReport report;
-  report.format = options.format;
-  report.path = options.out;
-  report.source = streamed.description;
-  report.coverage = streamed.coverage;
-  report.warnings = std::move(streamed.written.warnings);
-  report.file_bytes = streamed.written.sizes.file_bytes;
-  add_tensor_rows(report, streamed.tensors, streamed.written.sizes);
-  write_report(report, options);
-  return report;
+  return finish_report(options, streamed.description, streamed.coverage, std::move(streamed.written.warnings),
+                       streamed.written.sizes, streamed.tensors);
 }
 
 ExportReport export_model(const QuantizedModel& model, const ExportOptions& options) {
   check_options(options);
-  ExportReport report;
-  report.format = options.format;
-  report.path = options.out;
-  report.source = model.description;
-  report.coverage = model.coverage;
   WrittenSizes sizes;
+  std::vector<std::string> warnings;
   if (options.format == "packed") {
     PackedOptions po;
     po.ternary = options.ternary;
@@ -130,14 +130,11 @@ ExportReport export_model(const QuantizedModel& model, const ExportOptions& opti
   } else {
     GgufExportResult r = write_gguf(model, options.out, gguf_options(options));
     sizes = std::move(r.sizes);
-    report.warnings = std::move(r.warnings);
+    warnings = std::move(r.warnings);
   }
-  report.file_bytes = sizes.file_bytes;
   std::vector<StreamedGguf::Tensor> tensors;
   for (const auto& t : model.tensors) tensors.push_back({t.name, t.quantized, t.value.numel()});
-  add_tensor_rows(report, tensors, sizes);
-  write_report(report, options);
-  return report;
+  return finish_report(options, model.description, model.coverage, std::move(warnings), sizes, tensors);
 }
 
 }  // namespace edgerazor::exporter

@@ -150,7 +150,7 @@ class ModelFileWriter {
   // until finish() (`expect_quantized`: whether any tensor is expected to be stored quantized).
   void begin(const std::string& model_dir, const std::string& tokenizer_dir,
              const std::optional<config::QuantConfig>& quant_config, bool expect_quantized,
-             const std::vector<std::pair<std::string, std::vector<int64_t>>>& tensors) {
+             const std::vector<model::ParameterShape>& tensors) {
     GgufWriter& w = writer_;
     w.set("general.architecture", GgufValue::string(gguf_arch_name(cfg_.architecture)));
     w.set("general.type", GgufValue::string("model"));
@@ -167,8 +167,8 @@ class ModelFileWriter {
       w.set("edgerazor.quantization", GgufValue::string(config::to_yaml(*quant_config)));
       if (!quant_config->preset.empty()) w.set("edgerazor.preset", GgufValue::string(quant_config->preset));
     }
-    for (const auto& [hf_name, shape] : tensors)
-      if (const auto gname = gguf_tensor_name(hf_name)) w.declare_tensor(*gname, GgmlType::kF32, shape);
+    for (const auto& t : tensors)
+      if (const auto gname = gguf_tensor_name(t.name)) w.declare_tensor(*gname, GgmlType::kF32, t.shape);
   }
 
   void open(const std::string& path) { writer_.open_stream(path); }
@@ -315,17 +315,17 @@ at::Tensor permute_qk_rows(const at::Tensor& w, int64_t n_head) {
 GgufExportResult write_gguf(const QuantizedModel& model, const std::string& path, const GgufExportOptions& options) {
   GgufExportResult result;
   ModelFileWriter file(options, model.config(), result);
-  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
+  std::vector<model::ParameterShape> shapes;
   bool any_quantized = false;
   for (const ExportTensor& t : model.tensors) {
-    shapes.emplace_back(t.name, std::vector<int64_t>(t.value.sizes().begin(), t.value.sizes().end()));
+    shapes.push_back({t.name, std::vector<int64_t>(t.value.sizes().begin(), t.value.sizes().end())});
     any_quantized = any_quantized || t.quantized;
   }
   file.begin(model.source.model_dir, model.source.tokenizer_dir, model.quant_config, any_quantized, shapes);
   file.open(path);
   for (size_t i = 0; i < model.tensors.size(); ++i) {
     const ExportTensor& t = model.tensors[i];
-    if (!file.start_tensor(t.name, shapes[i].second, t.quantized ? &t.q.spec : nullptr)) continue;
+    if (!file.start_tensor(t.name, shapes[i].shape, t.quantized ? &t.q.spec : nullptr)) continue;
     ModelFileWriter::Rows rows;
     if (t.quantized) rows.q = &t.q;
     else rows.value = t.value;
@@ -351,11 +351,6 @@ StreamedGguf stream_gguf(const ExportSourceOptions& source, const std::string& p
   std::optional<quant::QuantSpec> tied_fake_quant;
   if (rq.config) {
     const config::QuantPlan plan = config::plan_quantization(modules, *rq.config, quant::module_type_keys());
-    auto plan_settings = [](const config::QuantPlan& pl, const std::string& module) {
-      for (const auto& w : pl.weights)
-        if (w.name == module) return w.settings;
-      throw std::logic_error("stream_gguf: no plan for " + module);
-    };
     out.coverage = config::make_report(plan, total_params);
     for (const auto& w : plan.weights) {
       if (w.tied_duplicate) continue;
@@ -366,23 +361,19 @@ StreamedGguf stream_gguf(const ExportSourceOptions& source, const std::string& p
     // Tied weights quantized through lm_head only (target_types [linear]): the model computes the
     // embedding with lm_head's fake-quant values, and the in-memory export writes those as floats.
     if (cfg.tie_word_embeddings && specs.count("lm_head.weight") && !specs.count("model.embed_tokens.weight"))
-      tied_fake_quant = quant::weight_spec(plan_settings(plan, "lm_head"));
+      tied_fake_quant = specs.at("lm_head.weight");
   } else {
     out.coverage = config::make_report(config::QuantPlan{}, total_params);
   }
   const std::vector<model::ParameterShape> expected = model::checkpoint_shapes(cfg);
   const io::SafetensorsCheckpoint ckpt = io::SafetensorsCheckpoint::open(out.source.model_dir);
   std::set<std::string> names;
-  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
-  for (const auto& e : expected) {
-    names.insert(e.name);
-    shapes.emplace_back(e.name, e.shape);
-  }
+  for (const auto& e : expected) names.insert(e.name);
   io::refuse_unexpected_tensors(ckpt, names, cfg);  // before anything is written
 
   torch::NoGradGuard no_grad;
   ModelFileWriter file(options, cfg, out.written);
-  file.begin(out.source.model_dir, out.source.tokenizer_dir, rq.config, !specs.empty(), shapes);
+  file.begin(out.source.model_dir, out.source.tokenizer_dir, rq.config, !specs.empty(), expected);
   file.open(path);
   for (const auto& e : expected) {
     const at::Tensor source_view = io::checked_tensor_view(ckpt, e.name, e.shape, cfg, out.source.model_dir, true);
@@ -399,7 +390,7 @@ StreamedGguf stream_gguf(const ExportSourceOptions& source, const std::string& p
       ModelFileWriter::Rows rows;
       quant::QuantizedTensor q;
       if (spec) {
-        q = quant::quantize(part.dim() > 2 ? part.reshape({part.size(0), -1}) : part, *spec);
+        q = quant::quantize(part, *spec);  // checkpoint matrices are 2-D: no conv reshape as in the quantizer
         rows.q = &q;
       } else {
         rows.value = part;
