@@ -76,6 +76,7 @@
 #include "edgerazor/runtime/caching_allocator.h"
 #include "edgerazor/runtime/device.h"
 #include "edgerazor/runtime/gpu_memory.h"
+#include "edgerazor/runtime/process_memory.h"
 #include "edgerazor/runtime/runtime.h"
 #include "edgerazor/train/fused_adamw.h"
 #include "edgerazor/train/step.h"
@@ -149,14 +150,6 @@ std::string cpu_model() {
   while (std::getline(in, line))
     if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
   return "unknown";
-}
-
-double status_mib(const std::string& key) {  // "VmRSS:" / "VmHWM:" in MiB
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(key, 0) == 0) return std::stod(line.substr(key.size())) / 1024.0;
-  return -1.0;
 }
 
 std::vector<double> load_average() {
@@ -419,7 +412,7 @@ int run_step(StepArgs& a) {
   const int64_t tokens = a.batch * a.seq;
   const double flops = 4.0 * forward_flops(config, a.batch, a.seq);
   const char* trace = std::getenv("EDGERAZOR_BENCH_TRACE");
-  const double setup_rss = status_mib("VmRSS:");
+  const double setup_rss = edgerazor::runtime::resident_mib();
   std::vector<double> step_ms, sys_ms, faults;
   std::vector<std::vector<double>> phases(kNumPhases);
   double last_loss = 0.0, last_live[kNumPhases] = {}, peak_gpu = 0.0;
@@ -457,7 +450,7 @@ int run_step(StepArgs& a) {
     }
   }
   const double step_median = median(step_ms);
-  const double peak_rss = status_mib("VmHWM:");
+  const double peak_rss = edgerazor::runtime::peak_resident_mib();
   // The matmul peak is measured before and after the steps; the higher one counts (a busy
   // machine lowers both, and a lower peak would flatter the utilisation).
   const double peak_end = matmul_peak_gflops(dtype);

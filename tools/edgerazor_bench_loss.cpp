@@ -25,25 +25,10 @@
 #include "edgerazor/core/cli.h"
 #include "tool_flags.h"
 #include "edgerazor/distill/objective.h"
+#include "edgerazor/runtime/process_memory.h"
 #include "edgerazor/runtime/runtime.h"
 
 namespace {
-
-// kB from /proc/self/status ("VmRSS:" or "VmHWM:").
-double status_mib(const std::string& key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key, 0) == 0) return std::stod(line.substr(key.size())) / 1024.0;
-  }
-  return -1.0;
-}
-
-bool reset_peak() {
-  std::ofstream out("/proc/self/clear_refs");
-  out << "5";
-  return static_cast<bool>(out);
-}
 
 at::ScalarType parse_dtype(const std::string& s) {
   if (s == "bf16") return at::kBFloat16;
@@ -103,18 +88,18 @@ int main(int argc, char** argv) {
     o.chunk_size = mode == "naive" ? 0 : chunk;
     d::DistillObjective objective(o);
 
-    const double base_rss = status_mib("VmRSS:");
+    const double base_rss = edgerazor::runtime::resident_mib();
     for (int step = 0; step <= repeat; ++step) {
       leaf_a.mutable_grad() = at::Tensor();
       if (leaf_b.defined()) leaf_b.mutable_grad() = at::Tensor();
-      const double rss_before = status_mib("VmRSS:");
-      const bool peak_ok = reset_peak();
+      const double rss_before = edgerazor::runtime::resident_mib();
+      const bool peak_ok = edgerazor::runtime::reset_peak_resident();
       const auto t0 = std::chrono::steady_clock::now();
       auto out = objective(student, teacher, labels);
       const auto t1 = std::chrono::steady_clock::now();
       out.total.backward();
       const auto t2 = std::chrono::steady_clock::now();
-      const double peak = status_mib("VmHWM:");
+      const double peak = edgerazor::runtime::peak_resident_mib();
       nlohmann::json j;
       j["step"] = step;
       j["warmup"] = step == 0;

@@ -145,9 +145,10 @@ void read_eval(Locations& loc, const Located& at, EvalSection& e) {
 }
 
 void read_distributed(Locations& loc, const Located& at, DistributedSection& d) {
-  yaml::check_keys(at, {"backend", "nproc_per_node"});
+  yaml::check_keys(at, {"backend", "nproc_per_node", "sharding"});
   read(loc, at, "backend", d.backend, yaml::as_string);
   read(loc, at, "nproc_per_node", d.nproc_per_node, yaml::as_int);
+  read(loc, at, "sharding", d.sharding, yaml::as_string);
 }
 
 std::vector<data::DataSource> read_sources(Locations& loc, const Located& at, bool eval) {
@@ -388,6 +389,9 @@ void check(const TrainConfig& c, const Locations& loc, bool check_files) {
   if (!one_of(c.distributed.backend, {"auto", "gloo", "nccl"}))
     loc.fail("distributed.backend", "must be auto, gloo or nccl, got '" + c.distributed.backend + "'");
   if (c.distributed.nproc_per_node < 1) loc.fail("distributed.nproc_per_node", "must be >= 1");
+  if (!one_of(c.distributed.sharding, {"none", "optimizer", "gradients", "parameters"}))
+    loc.fail("distributed.sharding", "must be none, optimizer, gradients or parameters (ZeRO stage 0-3), got '" +
+                                         c.distributed.sharding + "'");
   if (c.data.sources.empty()) loc.fail("data.sources", "at least one training source is required");
   if (c.data.seq_len < 2) loc.fail("data.seq_len", "must be >= 2 (the loss predicts token t+1 from t)");
 

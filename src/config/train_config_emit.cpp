@@ -152,6 +152,7 @@ std::string to_yaml(const TrainConfig& c) {
   out << YAML::Key << "distributed" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "backend" << YAML::Value << c.distributed.backend;
   out << YAML::Key << "nproc_per_node" << YAML::Value << c.distributed.nproc_per_node;
+  out << YAML::Key << "sharding" << YAML::Value << c.distributed.sharding;
   out << YAML::EndMap;
   out << YAML::EndMap;
   std::string text = std::string(out.c_str()) + "\n";

@@ -431,6 +431,46 @@ void ProcessGroup::broadcast(at::Tensor& tensor, int root, const std::string& wh
   });
 }
 
+namespace {
+void check_shard_layout(const at::Tensor& full, const at::Tensor& shard, int world, const std::string& what) {
+  TORCH_CHECK(full.is_contiguous() && shard.is_contiguous() && full.numel() == shard.numel() * world &&
+                  full.scalar_type() == shard.scalar_type(),
+              what, ": the full tensor must hold world_size x the shard's elements, contiguous, same dtype (",
+              full.numel(), " vs ", shard.numel(), " x ", world, ")");
+}
+}  // namespace
+
+PendingCollective ProcessGroup::all_gather_async(at::Tensor& full, at::Tensor& shard, const std::string& what) {
+  check_shard_layout(full, shard, world_size(), what);
+  if (!distributed()) {
+    if (full.data_ptr() != shard.data_ptr()) full.copy_(shard.view(full.sizes()));
+    return state_->start("all_gather '" + what + "'", nullptr);
+  }
+  return state_->start("all_gather '" + what + "'", [&] {
+    return state_->group->_allgather_base(full, shard, c10d::AllgatherOptions());
+  });
+}
+
+void ProcessGroup::all_gather(at::Tensor& full, at::Tensor& shard, const std::string& what) {
+  try {
+    all_gather_async(full, shard, what).wait();
+  } catch (const DistributedError&) {
+    state_->failed = true;
+    throw;
+  }
+}
+
+void ProcessGroup::reduce_scatter_sum(at::Tensor& shard, at::Tensor& full, const std::string& what) {
+  check_shard_layout(full, shard, world_size(), what);
+  if (!distributed()) {
+    if (full.data_ptr() != shard.data_ptr()) shard.copy_(full.view(shard.sizes()));
+    return;
+  }
+  state_->run("reduce_scatter '" + what + "'", [&] {
+    return state_->group->_reduce_scatter_base(shard, full, c10d::ReduceScatterOptions());
+  });
+}
+
 void ProcessGroup::barrier(const std::string& what) {
   state_->run("barrier '" + what + "'", [&] { return state_->group->barrier(c10d::BarrierOptions()); });
 }

@@ -74,10 +74,12 @@ class AutocastRestore {
 
 // Carries the block and its parameters to backward through ctx->saved_data (an IValue capsule).
 struct BlockHolder : torch::CustomClassHolder {
-  BlockHolder(CheckpointBlock b, std::vector<at::Tensor> p)
-      : block(std::move(b)), params(std::move(p)), autocast(AutocastState::current()) {}
+  BlockHolder(CheckpointBlock b, std::vector<at::Tensor> p, CheckpointBracket before_run, CheckpointBracket after_run)
+      : block(std::move(b)), params(std::move(p)), before(std::move(before_run)), after(std::move(after_run)),
+        autocast(AutocastState::current()) {}
   CheckpointBlock block;
   std::vector<at::Tensor> params;
+  CheckpointBracket before, after;
   AutocastState autocast;  // the forward's mixed-precision mode, re-entered for the recompute
 };
 
@@ -88,7 +90,10 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
                             at::TensorList /*params*/, c10::intrusive_ptr<BlockHolder> holder) {
     ctx->saved_data["block"] = c10::IValue::make_capsule(holder);
     ctx->save_for_backward({input});
-    return holder->block(input);  // autograd is off here: no activations are kept
+    if (holder->before) holder->before(false);
+    at::Tensor output = holder->block(input);  // autograd is off here: no activations are kept
+    if (holder->after) holder->after(false);
+    return output;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -96,6 +101,7 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     auto holder = c10::static_intrusive_pointer_cast<BlockHolder>(ctx->saved_data["block"].toCapsule());
     const at::Tensor input = ctx->get_saved_variables()[0].detach().requires_grad_(true);
     at::Tensor output;
+    if (holder->before) holder->before(true);
     {
       at::AutoGradMode enable(true);
       AutocastRestore autocast(holder->autocast);
@@ -105,6 +111,8 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     wrt.insert(wrt.end(), holder->params.begin(), holder->params.end());
     torch::autograd::variable_list out = torch::autograd::grad(
         {output}, wrt, {grad_outputs[0]}, /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
+    output.reset();  // the recompute's graph (and the weights it saved) goes before the release
+    if (holder->after) holder->after(true);
     out.emplace_back();  // no gradient for the holder
     return out;
   }
@@ -112,12 +120,18 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
 
 }  // namespace
 
-at::Tensor checkpoint(const CheckpointBlock& block, const at::Tensor& input, const std::vector<at::Tensor>& params) {
+at::Tensor checkpoint(const CheckpointBlock& block, const at::Tensor& input, const std::vector<at::Tensor>& params,
+                      CheckpointBracket before, CheckpointBracket after) {
   std::vector<at::Tensor> trainable;
   for (const auto& p : params)
     if (p.requires_grad()) trainable.push_back(p);
-  if (!at::GradMode::is_enabled() || (trainable.empty() && !input.requires_grad())) return block(input);
-  auto holder = c10::make_intrusive<BlockHolder>(block, trainable);
+  if (!at::GradMode::is_enabled() || (trainable.empty() && !input.requires_grad())) {
+    if (before) before(false);
+    at::Tensor output = block(input);
+    if (after) after(false);
+    return output;
+  }
+  auto holder = c10::make_intrusive<BlockHolder>(block, trainable, std::move(before), std::move(after));
   return CheckpointFunction::apply(input, at::TensorList(trainable), holder);
 }
 

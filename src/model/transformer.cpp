@@ -254,15 +254,24 @@ at::Tensor TransformerImpl::forward(const at::Tensor& input_ids, const ForwardOp
   const LayerContext ctx = build_context(config, B, T, past, o, x.options());
   if (hidden) hidden->push_back(x);
   const bool recompute = gradient_checkpointing && is_training() && at::GradMode::is_enabled() && !cache;
+  BlockParameterHooks* hooks = block_hooks.get();
   for (int64_t i = 0; i < L; ++i) {
     auto layer = layers[i]->as<DecoderLayerImpl>();
     if (recompute) {
       auto holder = std::dynamic_pointer_cast<DecoderLayerImpl>(layers->ptr(i));
-      x = checkpoint([holder, ctx](const at::Tensor& h) { return holder->forward(h, ctx); }, x, layer->parameters());
-    } else if (cache) {
-      x = layer->forward(x, ctx, &cache->keys[i], &cache->values[i]);
+      CheckpointBracket before, after;
+      if (hooks) {
+        std::shared_ptr<BlockParameterHooks> keep = block_hooks;  // alive until backward
+        before = [keep, i](bool backward) { keep->acquire(i, backward); };
+        after = [keep, i](bool backward) { keep->release(i, backward); };
+      }
+      x = checkpoint([holder, ctx](const at::Tensor& h) { return holder->forward(h, ctx); }, x, layer->parameters(),
+                     std::move(before), std::move(after));
     } else {
-      x = layer->forward(x, ctx);
+      if (hooks) hooks->acquire(i, false);
+      x = cache ? layer->forward(x, ctx, &cache->keys[i], &cache->values[i]) : layer->forward(x, ctx);
+      // With autograd on, backward still reads what the layer saved: the owner releases it later.
+      if (hooks && !at::GradMode::is_enabled()) hooks->release(i, false);
     }
     if (hidden && i + 1 < L) hidden->push_back(x);
   }

@@ -120,6 +120,9 @@ QuantizedWeightsScope::QuantizedWeightsScope(torch::nn::Module& model, Quantized
                                          const WeightQuantizerImpl& quantizer) {
       if (!module.is_training() && quantizer.options.settings().is_w_quantized) return;
       if (quantizer.rows_deferred()) return;  // an enclosing scope already handles this table
+      // A sharded-away weight (ZeRO-3, distributed/zero.h): its block's own scope quantizes it
+      // when the block gathers it.
+      if (param.numel() > 0 && param.storage().nbytes() == 0) return;
       if (options.defer_embedding_rows && module.as<torch::nn::EmbeddingImpl>() != nullptr && param.dim() == 2 &&
           owners.at(param.unsafeGetTensorImpl()) == 1 && groups_follow_rows(quantizer.weight, param.size(1))) {
         quantizer.set_rows_deferred(true);

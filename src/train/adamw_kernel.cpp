@@ -1,5 +1,5 @@
 // AdamW element loops (torch-free, compiled with -fno-math-errno so sqrt vectorises; CMakeLists.txt).
-#include "adamw_kernel.h"
+#include "edgerazor/train/adamw_kernel.h"
 
 #include <cmath>
 #include <cstring>

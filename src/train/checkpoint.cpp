@@ -82,13 +82,23 @@ std::optional<CheckpointInfo> latest_checkpoint(const std::string& run_dir) {
   return all.back();
 }
 
+std::string checkpoint_staging_dir(const std::string& run_dir, int64_t step) {
+  return (fs::path(run_dir) / "checkpoints" / (".tmp_" + step_name(step))).string();
+}
+
 std::string save_checkpoint(const std::string& run_dir, const model::CausalLMImpl& student,
                             const torch::optim::Optimizer& optimizer, const TrainerState& state,
                             const CheckpointContents& contents, int64_t keep_last) {
+  stage_checkpoint(run_dir, student, &optimizer, state, contents);
+  return commit_checkpoint(run_dir, state.step, keep_last);
+}
+
+std::string stage_checkpoint(const std::string& run_dir, const model::CausalLMImpl& student,
+                             const torch::optim::Optimizer* optimizer, const TrainerState& state,
+                             const CheckpointContents& contents) {
   const fs::path root = fs::path(run_dir) / "checkpoints";
   fs::create_directories(root);
-  const fs::path final_dir = root / step_name(state.step);
-  const fs::path tmp = root / (".tmp_" + step_name(state.step));
+  const fs::path tmp = checkpoint_staging_dir(run_dir, state.step);
   fs::remove_all(tmp);
   fs::create_directories(tmp / "trainer_state");
 
@@ -98,9 +108,9 @@ std::string save_checkpoint(const std::string& run_dir, const model::CausalLMImp
   if (!contents.quantization_yaml.empty()) write_text(tmp / "quantization.yaml", contents.quantization_yaml);
   write_text(tmp / "train_config.yaml", contents.config_yaml);
 
-  {
+  if (optimizer) {
     torch::serialize::OutputArchive archive;
-    optimizer.save(archive);
+    optimizer->save(archive);
     archive.save_to((tmp / "trainer_state" / "optimizer.pt").string());
   }
   {
@@ -121,8 +131,15 @@ std::string save_checkpoint(const std::string& run_dir, const model::CausalLMImp
   j["seed"] = state.seed;
   j["world_size"] = state.world_size;
   write_text(tmp / "trainer_state" / "state.json", j.dump(2) + "\n");
+  return tmp.string();
+}
+
+std::string commit_checkpoint(const std::string& run_dir, int64_t step, int64_t keep_last) {
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  const fs::path tmp = checkpoint_staging_dir(run_dir, step);
+  const fs::path final_dir = root / step_name(step);
   write_manifest(tmp.string());
-  write_text(tmp / "DONE", std::to_string(state.step) + "\n");
+  write_text(tmp / "DONE", std::to_string(step) + "\n");
   fsync_tree(tmp);
 
   fs::remove_all(final_dir);  // a stale incomplete folder of the same step
@@ -133,7 +150,7 @@ std::string save_checkpoint(const std::string& run_dir, const model::CausalLMImp
   // older one): they are not this run's history, and keeping them would make the keep-last rule
   // below delete the checkpoint just written.
   for (const auto& c : list_checkpoints(run_dir))
-    if (c.step > state.step) fs::remove_all(c.path);
+    if (c.step > step) fs::remove_all(c.path);
   // Keep the newest keep_last complete checkpoints; drop incomplete leftovers.
   const auto complete = list_checkpoints(run_dir);
   for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(keep_last, 1)) < complete.size(); ++i)
@@ -176,6 +193,11 @@ TrainerState read_trainer_state(const std::string& checkpoint_dir) {
 
 TrainerState load_checkpoint(const std::string& checkpoint_dir, model::CausalLMImpl& student,
                              torch::optim::Optimizer& optimizer) {
+  return load_checkpoint(checkpoint_dir, student, &optimizer);
+}
+
+TrainerState load_checkpoint(const std::string& checkpoint_dir, model::CausalLMImpl& student,
+                             torch::optim::Optimizer* optimizer) {
   const fs::path dir(checkpoint_dir);
   verify_checkpoint(checkpoint_dir);
   TrainerState state = read_trainer_state(checkpoint_dir);
@@ -186,10 +208,16 @@ TrainerState load_checkpoint(const std::string& checkpoint_dir, model::CausalLMI
   if (state.step < 0 || state.total_steps < 0 || state.tokens_seen < 0 || state.world_size < 1)
     throw FormatError((dir / "trainer_state" / "state.json").string(), "negative step, token count or world size");
   io::load_weights(student, checkpoint_dir);
-  try {
+  const fs::path optimizer_file = dir / "trainer_state" / "optimizer.pt";
+  if (optimizer && !fs::exists(optimizer_file) && fs::exists(dir / "trainer_state" / "zero"))
+    throw FormatError(optimizer_file.string(),
+                      "missing: this checkpoint holds sharded optimizer state (trainer_state/zero/, written with "
+                      "distributed.sharding optimizer, gradients or parameters); resume it with a sharding stage, "
+                      "on any number of ranks");
+  if (optimizer) try {
     torch::serialize::InputArchive archive;
-    archive.load_from((dir / "trainer_state" / "optimizer.pt").string());
-    optimizer.load(archive);
+    archive.load_from(optimizer_file.string());
+    optimizer->load(archive);
   } catch (const c10::Error& e) {
     throw FormatError((dir / "trainer_state" / "optimizer.pt").string(),
                       std::string("cannot restore the optimizer: ") + e.what_without_backtrace());

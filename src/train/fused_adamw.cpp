@@ -1,6 +1,6 @@
 #include "edgerazor/train/fused_adamw.h"
 
-#include "adamw_kernel.h"
+#include "edgerazor/train/adamw_kernel.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>

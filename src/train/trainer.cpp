@@ -18,14 +18,18 @@
 
 #include "edgerazor/core/error.h"
 #include "edgerazor/distill/objective.h"
+#include "edgerazor/distributed/trainer_sync.h"
+#include "edgerazor/distributed/zero.h"
 #include "edgerazor/io/hf_model.h"
 #include "edgerazor/model/transformer.h"
 #include "edgerazor/quant/inject.h"
 #include "edgerazor/runtime/caching_allocator.h"
 #include "edgerazor/runtime/device.h"
 #include "edgerazor/runtime/gpu_memory.h"
+#include "edgerazor/runtime/process_memory.h"
 #include "edgerazor/runtime/runtime.h"
 #include "edgerazor/train/checkpoint.h"
+#include "edgerazor/train/memory_model.h"
 #include "edgerazor/train/metrics.h"
 #include "edgerazor/train/preflight.h"
 #include "edgerazor/train/run_lock.h"
@@ -118,7 +122,10 @@ struct Trainer::State {
   distill::DistillObjective objective{nullptr};
   StepModels models;
   std::unique_ptr<data::DataLoader> loader, eval_loader;
-  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::unique_ptr<torch::optim::AdamW> optimizer;  // null when sharded (zero)
+  std::unique_ptr<distributed::ProcessGroup> single_group;  // sharding on one process: no peers
+  std::unique_ptr<distributed::ZeroOptimizer> zero;          // distributed.sharding != none
+  MemoryPrediction memory;                                   // printed at start-up, logged with the peak
   std::vector<at::Tensor> params;  // unique, for gradient synchronisation
   MetricsLog metrics;
   RunFolderLock run_lock;  // held by the I/O rank for the trainer's life
@@ -169,6 +176,8 @@ void Trainer::setup() {
   }
   s.precision = resolve_precision(t.precision, s.device.str());
   at::manual_seed(cfg.run.seed);
+  const double baseline_mib = runtime::resident_mib();
+  const auto stage = distributed::parse_sharding(cfg.distributed.sharding);
 
   // ---- models ----
   io::LoadOptions student_load;
@@ -221,8 +230,8 @@ void Trainer::setup() {
                       "token id " + std::to_string(s.loader->max_token_id()) + " is outside the model's vocabulary of " +
                           std::to_string(s.student->config.vocab_size) + " (shards made with another tokenizer?)");
 
-  // ---- optimizer and schedule ----
-  s.optimizer = make_adamw(*s.student, t);
+  // ---- optimizer and schedule (a sharded optimizer is built after the weights are final) ----
+  if (stage == distributed::ShardingStage::none) s.optimizer = make_adamw(*s.student, t);
   for (const auto& [name, p] : s.student->unique_named_parameters()) s.params.push_back(p);
   if (t.max_steps > 0) {
     s.total_steps = t.max_steps;
@@ -252,7 +261,10 @@ void Trainer::setup() {
   std::string skipped;
   for (auto it = checkpoints.rbegin(); it != checkpoints.rend() && !latest; ++it) {
     try {
-      st = load_checkpoint(it->path, *s.student, *s.optimizer);
+      st = load_checkpoint(it->path, *s.student, s.optimizer.get());
+      if (stage != distributed::ShardingStage::none && !distributed::has_zero_state(it->path))
+        throw FormatError(it->path, "has no sharded optimizer state (written with distributed.sharding: none); "
+                                    "resume it with sharding none");
       s.loader->restore(st.data_state);
       latest = *it;
     } catch (const std::exception& e) {
@@ -291,6 +303,39 @@ void Trainer::setup() {
   } else if (s.options.resume) {
     s.say("no complete checkpoint in " + s.run_dir + ": starting from step 0");
   }
+  if (stage != distributed::ShardingStage::none) {
+    distributed::ProcessGroup* group = nullptr;
+    if (auto* c10d = dynamic_cast<distributed::C10dGradientSync*>(s.sync.get())) group = &c10d->group();
+    if (!group) {
+      s.single_group = std::make_unique<distributed::ProcessGroup>(distributed::DistEnv{});
+      group = s.single_group.get();
+    }
+    s.zero = std::make_unique<distributed::ZeroOptimizer>(*group, *s.student, t, stage);
+    if (latest) s.zero->load(latest->path);
+    runtime::release_cached_cpu_memory();  // the full weights a shard replaced go back to the system
+    const auto& z = s.zero->stats();
+    char buf[200];
+    std::snprintf(buf, sizeof(buf), "sharding %s over %d rank(s): %lld units, %lld of %lld parameters per rank%s",
+                  distributed::sharding_name(stage), world, static_cast<long long>(z.units),
+                  static_cast<long long>(z.shard_elements), static_cast<long long>(z.parameters),
+                  stage == distributed::ShardingStage::parameters ? " (layers gathered on use; gradient checkpointing on)" : "");
+    s.say(buf);
+  }
+  {
+    MemoryModelInput mi;
+    mi.student = s.student->config;
+    mi.teacher = s.teacher ? &s.teacher->config : nullptr;
+    mi.stage = static_cast<int>(stage);
+    mi.world_size = world;
+    mi.micro_batch = t.micro_batch_size;
+    mi.seq_len = cfg.data.seq_len;
+    mi.bf16 = s.precision == Precision::bf16;
+    mi.gradient_checkpointing = s.student->model->gradient_checkpointing;
+    mi.hidden_state_losses = s.models.hidden_states;
+    mi.baseline_bytes = baseline_mib * 1024.0 * 1024.0;
+    s.memory = predict_training_memory(mi);
+    s.say(s.memory.describe(distributed::sharding_name(stage)));
+  }
   if (s.io()) {
     fs::create_directories(s.run_dir);
     std::ofstream(fs::path(s.run_dir) / "config.yaml") << s.config_yaml;
@@ -311,8 +356,28 @@ TrainSummary Trainer::train() {
   summary.total_steps = s.total_steps;
   summary.initial_eval_loss = summary.final_eval_loss = summary.teacher_eval_loss = kNaN;
 
+  // Evaluation, tasks and checkpoints run outside the steps: their memory is not the training
+  // peak the memory model predicts (the peak is read before and reset after), and with sharded
+  // parameters they see the whole student, gathered on every rank and given back afterwards.
+  double steps_peak_mib = 0;
+  struct Materialized {
+    distributed::ZeroOptimizer* zero;
+    double& peak;
+    Materialized(distributed::ZeroOptimizer* z, double& steps_peak) : zero(z), peak(steps_peak) {
+      peak = std::max(peak, runtime::peak_resident_mib());
+      if (zero) zero->materialize();
+    }
+    ~Materialized() {
+      if (zero && zero->stage() == distributed::ShardingStage::parameters) {
+        zero->release_all();
+        runtime::release_cached_cpu_memory();
+      }
+      runtime::reset_peak_resident();
+    }
+  };
   const auto evaluate_now = [&](bool with_teacher) {
     if (!s.eval_loader) return kNaN;
+    Materialized whole(s.zero.get(), steps_peak_mib);
     EvalResult r = evaluate(*s.student, *s.eval_loader, t.eval_batches, s.device, s.precision, t.chunk_size);
     std::vector<double> sums{r.tokens ? r.loss * static_cast<double>(r.tokens) : 0.0, static_cast<double>(r.tokens)};
     s.sync->average(sums);  // token-weighted over ranks
@@ -336,15 +401,18 @@ TrainSummary Trainer::train() {
   };
   // Downstream tasks on the I/O rank (the other ranks wait at the next collective).
   const auto run_tasks = [&] {
+    if (s.cfg.eval.tasks.empty()) return;
+    Materialized whole(s.zero.get(), steps_peak_mib);  // every rank: the gather is collective
     if (!s.tasks) return;
     const Scalars values = s.tasks->run(*s.student);
     s.metrics.write("tasks", s.step, values);
     s.say("tasks step " + std::to_string(s.step) + ": " + TrainingTaskEval::summary(values));
   };
   const auto checkpoint_now = [&] {
+    Materialized whole(s.zero.get(), steps_peak_mib);
     s.sync->barrier();
-    if (s.io()) {
-      TrainerState st;
+    TrainerState st;
+    {
       st.step = s.step;
       st.total_steps = s.total_steps;
       st.warmup_steps = s.warmup;
@@ -354,10 +422,18 @@ TrainSummary Trainer::train() {
       st.seed = s.cfg.run.seed;
       st.world_size = s.sync->world_size();
       st.elapsed_seconds = s.elapsed_before;
-      s.last_checkpoint = save_checkpoint(s.run_dir, *s.student, *s.optimizer, st,
-                                          {s.cfg.model.student, s.quant_yaml, s.config_yaml}, t.keep_last);
-      s.say("saved " + s.last_checkpoint);
     }
+    const CheckpointContents contents{s.cfg.model.student, s.quant_yaml, s.config_yaml};
+    if (!s.zero) {
+      if (s.io()) s.last_checkpoint = save_checkpoint(s.run_dir, *s.student, *s.optimizer, st, contents, t.keep_last);
+    } else {  // rank 0 writes the model, every rank its optimizer shard, rank 0 commits
+      if (s.io()) stage_checkpoint(s.run_dir, *s.student, nullptr, st, contents);
+      s.sync->barrier();
+      s.zero->save(checkpoint_staging_dir(s.run_dir, st.step));
+      s.sync->barrier();
+      if (s.io()) s.last_checkpoint = commit_checkpoint(s.run_dir, st.step, t.keep_last);
+    }
+    if (s.io()) s.say("saved " + s.last_checkpoint);
     s.sync->barrier();
   };
 
@@ -366,6 +442,7 @@ TrainSummary Trainer::train() {
     summary.initial_eval_loss = evaluate_now(true);  // the PTQ baseline
     run_tasks();
   }
+  runtime::reset_peak_resident();  // the peak of training, without setup's
   const auto session_start = Clock::now();
   auto window_start = session_start;
   int64_t window_tokens = 0;
@@ -374,7 +451,8 @@ TrainSummary Trainer::train() {
   while (s.step < s.total_steps) {
     runtime::adapt_threads();  // the default thread count follows other load (runtime.h)
     s.last_lr = t.lr * config::lr_lambda(t.lr_scheduler, s.step, s.warmup, s.total_steps, s.min_lr_ratio);
-    set_learning_rate(*s.optimizer, s.last_lr);
+    if (s.optimizer) set_learning_rate(*s.optimizer, s.last_lr);
+    if (s.zero) s.zero->begin_step();
     for (int64_t m = 0; m < t.gradient_accumulation_steps; ++m) {
       const StepBatch batch = to_tensors(s.loader->next(), s.device);
       const distill::LossOutput out = forward_backward(s.models, batch, s.loss_scale, s.precision);
@@ -386,14 +464,24 @@ TrainSummary Trainer::train() {
       window_tokens += batch.real_tokens;
       s.tokens_seen += batch.real_tokens;
     }
-    s.sync->synchronize(s.params);
-    const double grad_norm = clip_gradients(*s.student, t.max_grad_norm);
+    double grad_norm = 0;
+    if (s.zero) {
+      s.zero->finish_backward();
+      grad_norm = s.zero->clip_gradients(t.max_grad_norm);
+    } else {
+      s.sync->synchronize(s.params);
+      grad_norm = clip_gradients(*s.student, t.max_grad_norm);
+    }
     if (!std::isfinite(grad_norm))
       throw TrainingError("step " + std::to_string(s.step + 1) + ": the gradient norm is " + std::to_string(grad_norm) +
                           "; stopped without saving. Last good checkpoint: " +
                           (s.last_checkpoint.empty() ? "none" : s.last_checkpoint));
-    s.optimizer->step();  // after the quantized-weights scope: updates the latent weights
-    release_gradients(*s.optimizer);
+    if (s.zero) {
+      s.zero->step(s.last_lr);
+    } else {
+      s.optimizer->step();  // after the quantized-weights scope: updates the latent weights
+      release_gradients(*s.optimizer);
+    }
     ++s.step;
 
     if (s.step % t.log_interval == 0 || s.step == s.total_steps) {
@@ -453,6 +541,19 @@ TrainSummary Trainer::train() {
       break;
     }
   }
+  {  // the memory model against the measured peak of training, per rank
+    std::vector<double> peak{std::max(steps_peak_mib, runtime::peak_resident_mib())};
+    const double own = peak[0];
+    s.sync->average(peak);
+    constexpr double kMiB = 1024.0 * 1024.0;
+    Scalars values{{"predicted_mib", s.memory.total() / kMiB}, {"peak_rss_mib", own}, {"peak_rss_mib_rank_mean", peak[0]}};
+    for (const auto& part : s.memory.parts) values.emplace_back("predicted." + part.name, part.bytes / kMiB);
+    s.metrics.write("memory", s.step, values);
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), "peak resident set of training: %.0f MiB (rank mean %.0f MiB), memory model %.0f MiB (%+.1f%%)",
+                  own, peak[0], s.memory.total() / kMiB, 100.0 * (s.memory.total() / kMiB - peak[0]) / peak[0]);
+    s.say(buf);
+  }
   const double session_s = std::chrono::duration<double>(Clock::now() - session_start).count();
   if (!summary.interrupted && s.step == s.total_steps) {
     summary.final_eval_loss = evaluate_now(false);
@@ -469,6 +570,8 @@ TrainSummary Trainer::train() {
 void Trainer::cleanup() {
   State& s = *s_;
   s.metrics = MetricsLog();
+  s.zero.reset();
+  s.single_group.reset();
   s.optimizer.reset();
   s.loader.reset();
   s.eval_loader.reset();

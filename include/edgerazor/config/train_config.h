@@ -8,7 +8,7 @@
 //                  (or the reference's kd_configuration block with loss_<i> entries)
 //   data:          sources with weights, seq_len, packing, eval  -> data::DataConfig
 //   train:         optimizer, lr schedule, steps, batch, ...     -> TrainSection
-//   distributed:   backend, nproc_per_node                       -> DistributedSection
+//   distributed:   backend, nproc_per_node, sharding                      -> DistributedSection
 //
 // Every error is a ConfigError "file:line:col: key.path: message"; unknown keys, wrong types and
 // impossible values (negative lr, both max_steps and epochs, a schedule name we do not know, ...)
@@ -90,6 +90,10 @@ struct EvalSection {
 struct DistributedSection {
   std::string backend = "auto";     // auto (gloo on CPU, nccl on CUDA) | gloo | nccl
   int64_t nproc_per_node = 1;       // processes edgerazor-train launches on this machine
+  // ZeRO stage over the data-parallel ranks (distributed/zero.h): none | optimizer (AdamW moments)
+  // | gradients (+ gradients reduce-scattered into shards) | parameters (+ latent weights, gathered
+  // per decoder layer; implies gradient checkpointing).
+  std::string sharding = "none";
 };
 
 struct TrainConfig {

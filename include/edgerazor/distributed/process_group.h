@@ -91,6 +91,13 @@ class ProcessGroup {
   void all_reduce_max(at::Tensor& tensor, const std::string& what = "all_reduce");
   PendingCollective all_reduce_sum_async(at::Tensor& tensor, const std::string& what = "all_reduce");
   void broadcast(at::Tensor& tensor, int root = 0, const std::string& what = "broadcast");
+  // Sharded data parallel (zero.h). `full` has world_size() * shard.numel() elements, contiguous,
+  // rank r's part at [r * n, (r + 1) * n). all_gather: every rank's `shard` lands in its part of
+  // `full` on every rank. reduce_scatter: the sum over ranks of each rank's part of `full` lands in
+  // that rank's `shard`. One process: a copy (or nothing when they alias).
+  PendingCollective all_gather_async(at::Tensor& full, at::Tensor& shard, const std::string& what = "all_gather");
+  void all_gather(at::Tensor& full, at::Tensor& shard, const std::string& what = "all_gather");
+  void reduce_scatter_sum(at::Tensor& shard, at::Tensor& full, const std::string& what = "reduce_scatter");
   void barrier(const std::string& what = "barrier");
 
   // true on every rank when `flag` is true on any rank (stop signals, non-finite losses).

@@ -15,9 +15,14 @@
 namespace edgerazor::model {
 
 using CheckpointBlock = std::function<at::Tensor(const at::Tensor& input)>;
+// Called with backward = false around the forward run, true around the recompute + gradients.
+using CheckpointBracket = std::function<void(bool backward)>;
 
 // Returns block(input); gradients reach input and every parameter in params that requires grad.
+// before/after (optional) bracket every run of the block: the forward one, and in backward the
+// recompute together with the gradient computation (sharded weights are gathered inside).
 at::Tensor checkpoint(const CheckpointBlock& block, const at::Tensor& input,
-                      const std::vector<at::Tensor>& params);
+                      const std::vector<at::Tensor>& params, CheckpointBracket before = nullptr,
+                      CheckpointBracket after = nullptr);
 
 }  // namespace edgerazor::model

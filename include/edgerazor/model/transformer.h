@@ -20,8 +20,10 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include <memory>
 #include <vector>
 
+#include "edgerazor/model/block_hooks.h"
 #include "edgerazor/model/model_config.h"
 
 namespace edgerazor::model {
@@ -116,6 +118,8 @@ class TransformerImpl : public torch::nn::Cloneable<TransformerImpl> {
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};
   bool gradient_checkpointing = false;
+  // Sharded parameters (block_hooks.h): called around every decoder layer; null = weights resident.
+  std::shared_ptr<BlockParameterHooks> block_hooks;
 };
 TORCH_MODULE(Transformer);
 

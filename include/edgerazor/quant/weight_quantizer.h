@@ -13,7 +13,9 @@
 //   optimizer.step();                                   // updates the latent fp32 weights
 //
 // The scope must cover backward as well as forward: autograd reads the (quantized) weights it
-// saved. Tied weights (one tensor in two modules) are quantized once. In eval mode a module whose
+// saved. Tied weights (one tensor in two modules) are quantized once. Weights whose storage is
+// released (sharded away by ZeRO-3) are skipped: the scope their block opens when it gathers them
+// quantizes them. In eval mode a module whose
 // settings say is_w_quantized keeps its stored weight (it already holds fake-quant values).
 #pragma once
 

@@ -64,6 +64,17 @@ std::string save_checkpoint(const std::string& run_dir, const model::CausalLMImp
                             const torch::optim::Optimizer& optimizer, const TrainerState& state,
                             const CheckpointContents& contents, int64_t keep_last);
 
+// save_checkpoint in two halves, for state several processes write (sharded optimizer state,
+// distributed/zero.h): stage_checkpoint writes everything but manifest.json and DONE into
+// checkpoint_staging_dir(run_dir, step) (optimizer may be null: no optimizer.pt); other files may
+// then be added there; commit_checkpoint writes the manifest (covering them) and DONE, renames the
+// folder into place and prunes to keep_last. Both return the folder they leave.
+std::string checkpoint_staging_dir(const std::string& run_dir, int64_t step);
+std::string stage_checkpoint(const std::string& run_dir, const model::CausalLMImpl& student,
+                             const torch::optim::Optimizer* optimizer, const TrainerState& state,
+                             const CheckpointContents& contents);
+std::string commit_checkpoint(const std::string& run_dir, int64_t step, int64_t keep_last);
+
 // The step of a checkpoint folder's name ("step_200" -> 200); -1 for any other name, or for more
 // than 18 digits (past int64).
 int64_t checkpoint_folder_step(const std::string& folder_name);
@@ -76,6 +87,9 @@ std::optional<CheckpointInfo> latest_checkpoint(const std::string& run_dir);
 // the CPU RNG state, and returns the trainer state. FormatError naming the file on any mismatch.
 TrainerState load_checkpoint(const std::string& checkpoint_dir, model::CausalLMImpl& student,
                              torch::optim::Optimizer& optimizer);
+// optimizer null: weights, RNG and trainer state only (the caller restores sharded optimizer state).
+TrainerState load_checkpoint(const std::string& checkpoint_dir, model::CausalLMImpl& student,
+                             torch::optim::Optimizer* optimizer);
 TrainerState read_trainer_state(const std::string& checkpoint_dir);
 
 }  // namespace edgerazor::train
