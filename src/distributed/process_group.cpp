@@ -145,7 +145,11 @@ namespace {
 }  // namespace
 
 void PendingCollective::wait() {
-  if (!state_ || !state_->work) return;
+  if (!state_) return;
+  if (!state_->work) {  // a one-process group: done when started
+    state_.reset();
+    return;
+  }
   try {
     state_->work->wait(state_->timeout);
   } catch (...) {

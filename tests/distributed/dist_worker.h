@@ -10,10 +10,12 @@
 //   hang         rank 1 stops participating (sleeps) after 1 collective
 //   alone        joins a job whose other ranks never come (rendezvous timeout)
 //   relaunch     prints its rank and arguments (relaunch_as_workers test)
+//   zero         a tiny CausalLM under ZeroOptimizer with synthetic gradients (zero_worker_test.cpp)
 //   bench        not a test: all_reduce bandwidth and per-step sync overhead (README numbers)
 #pragma once
 
 namespace edgerazor::distributed::testing {
 // Name of the variable that selects a scenario.
 inline constexpr const char* kWorkerVar = "EDGERAZOR_DIST_TEST_WORKER";
+int zero_scenario();  // zero_worker_test.cpp
 }  // namespace edgerazor::distributed::testing

@@ -68,6 +68,16 @@ int collectives() {
   pg.broadcast(b, 1, "from rank 1");
   expect(at::equal(b, at::full({3}, 7.0f)), "broadcast from rank 1");
 
+  // Sharded layouts: rank r's part of `full` is [3r, 3r + 3).
+  auto part = at::arange(3, at::kFloat) + 10.0 * r;
+  auto full = at::empty({6}, at::kFloat);
+  pg.all_gather(full, part, "gather");
+  expect(at::equal(full, at::tensor(std::vector<float>{0, 1, 2, 10, 11, 12})), "all_gather puts rank r's part at 3r");
+  auto summed = at::empty({3}, at::kFloat);
+  auto contribution = at::arange(6, at::kFloat) * static_cast<double>(r + 1);  // sum over ranks: 3x
+  pg.reduce_scatter_sum(summed, contribution, "scatter");
+  expect(at::equal(summed, at::arange(3, at::kFloat).add(3.0 * r).mul(3.0)), "reduce_scatter: rank r gets the sum of part r");
+
   expect(pg.any(r == 1), "any(true on rank 1)");
   expect(!pg.any(false), "any(false everywhere)");
   pg.barrier();
@@ -253,6 +263,7 @@ int run_scenario(const std::string& name) {
   if (name == "relaunch") return relaunch();
   if (name == "collectives") return collectives();
   if (name == "train") return train();
+  if (name == "zero") return zero_scenario();
   if (name == "die") return die_or_hang(true);
   if (name == "hang") return die_or_hang(false);
   if (name == "alone") {

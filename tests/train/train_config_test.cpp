@@ -177,6 +177,8 @@ TEST(TrainConfig, BadConfigsNameFileLineAndKey) {
       {"task interval without tasks", base_yaml("", "eval:\n  interval: 5\n"), {"eval.interval: runs eval.tasks"}},
       {"unknown eval key", base_yaml("", "eval:\n  task: [a.yaml]\n"), {"eval.task: unknown key"}},
       {"accumulation", base_yaml("  accumulation: avg\n"), {"train.accumulation: must be mean or sum"}},
+      {"sharding", base_yaml("", "distributed:\n  sharding: zero3\n"),
+       {"distributed.sharding: must be none, optimizer, gradients or parameters", "'zero3'"}},
       {"non-integer steps", base_yaml("  gradient_accumulation_steps: 1.5\n"), {"train.gradient_accumulation_steps: expected an integer"}},
       {"unknown loss", std::string(ok).replace(ok.find("eakld"), 5, "kl_div"),
        {"bad.yaml:11:23: distillation.losses[0].loss_function: unknown loss_function 'kl_div'", "eakld"}},

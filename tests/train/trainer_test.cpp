@@ -398,5 +398,96 @@ TEST_F(TrainerRun, CheckPrintsTheResolvedConfigAndBadConfigsExitTwo) {
   EXPECT_THAT(log("bad"), HasSubstr("--set train.lr_schedule=cosine: unknown key"));
 }
 
+// ---- sharded data parallel (ZeRO, distributed.sharding) ---------------------------------------
+
+// Largest |a - b| over the student weights of two checkpoints, and the largest |a|.
+std::pair<double, double> weight_difference(const std::string& a_dir, const std::string& b_dir) {
+  auto a = io::load_pretrained(a_dir), b = io::load_pretrained(b_dir);
+  const auto pa = a->unique_named_parameters(), pb = b->unique_named_parameters();
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < pa.size(); ++i) {
+    diff = std::max(diff, (pa[i].second - pb[i].second).abs().max().item<double>());
+    scale = std::max(scale, pa[i].second.abs().max().item<double>());
+  }
+  return {diff, scale};
+}
+
+// Each stage on 2 ranks against the unsharded 2-rank run (same gradient checkpointing: stage 3
+// implies it). fp32 and no clipping make the comparison exact: gradients are averaged by the same
+// 2-term sums, AdamW is the same element update. (With clipping the global norm is summed in
+// another order, and AdamW's first steps turn that round-off into visible differences.)
+TEST_F(TrainerRun, ShardingStagesEqualTheUnshardedTwoRankRun) {
+  const std::vector<std::string> common = {"train.max_steps=3", "train.eval_at_start=false", "train.micro_batch_size=4",
+                                           "train.precision=fp32", "train.max_grad_norm=0"};
+  const auto two_ranks = [&](const std::string& name, std::vector<std::string> extra) {
+    extra.insert(extra.begin(), common.begin(), common.end());
+    auto a = args(name, extra);
+    a.insert(a.end(), {"--nproc-per-node", "2"});
+    EXPECT_EQ(run(a, name), 0) << log(name);
+    return (dir_ / name / "checkpoints/step_3").string();
+  };
+  const std::string plain = two_ranks("none", {});
+  const std::string recomputed = two_ranks("none_ckpt", {"train.gradient_checkpointing=true"});
+  for (const std::string stage : {"optimizer", "gradients", "parameters"}) {
+    const std::string sharded = two_ranks(stage, {"distributed.sharding=" + stage});
+    EXPECT_THAT(log(stage), HasSubstr("sharding " + stage + " over 2 rank(s)"));
+    const auto [diff, scale] = weight_difference(stage == "parameters" ? recomputed : plain, sharded);
+    RecordProperty("max_abs_diff_" + stage, std::to_string(diff));
+    EXPECT_LE(diff, 1e-6 * scale) << stage;
+  }
+  // Every rank logs the memory model against its measured peak.
+  bool memory = false;
+  for (const auto& r : read_jsonl(dir_ / "parameters/metrics.jsonl"))
+    if (r["type"] == "memory") {
+      memory = true;
+      EXPECT_GT(r["predicted_mib"].get<double>(), 0);
+      EXPECT_GT(r["peak_rss_mib"].get<double>(), 0);
+      EXPECT_TRUE(r.contains("predicted.adamw moments"));
+    }
+  EXPECT_TRUE(memory);
+  EXPECT_THAT(log("parameters"), HasSubstr("memory model per rank (sharding parameters)"));
+}
+
+// Resume from a sharded checkpoint equals the uninterrupted run bit for bit; the checkpoint also
+// resumes on 1 rank (moments re-sharded), and the wrong kind of resume says what to do.
+TEST_F(TrainerRun, ShardedCheckpointsResumeExactlyAndOnAnotherWorldSize) {
+  for (const std::string stage : {"gradients", "parameters"}) {
+    const auto a = [&](const std::string& name, int64_t steps, std::vector<std::string> extra = {}) {
+      std::vector<std::string> sets = {"train.max_steps=" + std::to_string(steps), "train.eval_at_start=false",
+                                       "train.micro_batch_size=4", "distributed.sharding=" + stage};
+      sets.insert(sets.end(), extra.begin(), extra.end());
+      return args(name, sets);
+    };
+    auto first = a("cut_" + stage, 2), more = a("cut_" + stage, 4), whole = a("whole_" + stage, 4);
+    for (auto* v : {&first, &more, &whole}) v->insert(v->end(), {"--nproc-per-node", "2"});
+    more.push_back("--resume");
+    ASSERT_EQ(run(first, "first_" + stage), 0) << log("first_" + stage);
+    EXPECT_TRUE(fs::exists(dir_ / ("cut_" + stage) / "checkpoints/step_2/trainer_state/zero/rank_1.safetensors"));
+    EXPECT_FALSE(fs::exists(dir_ / ("cut_" + stage) / "checkpoints/step_2/trainer_state/optimizer.pt"));
+    ASSERT_EQ(run(more, "more_" + stage), 0) << log("more_" + stage);
+    ASSERT_EQ(run(whole, "whole_" + stage), 0) << log("whole_" + stage);
+    const auto [diff, scale] = weight_difference((dir_ / ("cut_" + stage) / "checkpoints/step_4").string(),
+                                                 (dir_ / ("whole_" + stage) / "checkpoints/step_4").string());
+    EXPECT_EQ(diff, 0.0) << stage << ": resume must be exact (scale " << scale << ")";
+
+    auto one = a("cut_" + stage, 5);
+    one.push_back("--resume");
+    ASSERT_EQ(run(one, "one_" + stage), 0) << log("one_" + stage);
+    EXPECT_THAT(log("one_" + stage), HasSubstr("sharding " + stage + " over 1 rank(s)"));
+    EXPECT_TRUE(fs::exists(dir_ / ("cut_" + stage) / "checkpoints/step_5/DONE"));
+  }
+  // A sharded checkpoint resumed unsharded, and the other way round: refused, naming the file.
+  auto unsharded = args("cut_gradients", {"train.max_steps=6", "train.eval_at_start=false", "train.micro_batch_size=4"});
+  unsharded.push_back("--resume");
+  EXPECT_NE(run(unsharded, "unsharded"), 0);
+  EXPECT_THAT(log("unsharded"), HasSubstr("resume it with a sharding stage"));
+  auto plain = args("plain", {"train.max_steps=1", "train.eval_at_start=false"});
+  ASSERT_EQ(run(plain, "plain"), 0) << log("plain");
+  auto sharded = args("plain", {"train.max_steps=2", "train.eval_at_start=false", "distributed.sharding=optimizer"});
+  sharded.push_back("--resume");
+  EXPECT_NE(run(sharded, "sharded"), 0);
+  EXPECT_THAT(log("sharded"), HasSubstr("resume it with sharding none"));
+}
+
 }  // namespace
 }  // namespace edgerazor::train
