@@ -8,7 +8,9 @@
 #      run killed (SIGKILL) after its step-8 checkpoint and resumed must end with the uninterrupted
 #      run's weights, bit for bit;
 #   3. NCCL: the one-rank NCCL group of step 1 and, with two or more GPUs, a 2-rank data-parallel
-#      QAD run (--nproc-per-node 2, backend nccl);
+#      QAD run (--nproc-per-node 2, backend nccl); then ZeRO stage 3 (distributed.sharding:
+#      parameters, layers gathered on use) on one GPU against the unsharded run with the same
+#      recomputation (weights within GPU round-off after 10 steps), and on 2 GPUs when there are;
 #   4. the QAD step benchmark on the GPU at Qwen3-0.6B shapes (V 151936, C 1024, L 28, H 16/8,
 #      F 3072, T 512, B 1, bf16): edgerazor-bench step against the PyTorch eager and
 #      torch.compile versions of the same step (bench/py_eager_step.py --device cuda [--compile]).
@@ -193,6 +195,36 @@ if (($("$PYTHON" -c 'import torch; print(torch.cuda.device_count())') >= 2)); th
 else
   log "one GPU: the 2-rank NCCL run is skipped"
 fi
+
+# ---- 3b. ZeRO stage 3 (distributed.sharding: parameters) ---------------------------------------
+section "3b. ZeRO stage 3 on the GPU: layers gathered on use, against the unsharded run"
+ZERO=(--set "run.output_dir=$OUT/runs" --set train.max_steps=10 --set train.gradient_checkpointing=true
+      --set train.save_interval=0)
+run zero3-ref "$BIN/edgerazor-train" "${QAD[@]}" "${ZERO[@]}" --set run.name=zero3_ref
+run zero3 "$BIN/edgerazor-train" "${QAD[@]}" "${ZERO[@]}" --set run.name=zero3 --set distributed.sharding=parameters
+if (($("$PYTHON" -c 'import torch; print(torch.cuda.device_count())') >= 2)); then
+  run zero3-2rank "$BIN/edgerazor-train" "${QAD[@]}" "${ZERO[@]}" --set run.name=zero3_2rank \
+    --set distributed.sharding=parameters --set distributed.backend=nccl --nproc-per-node 2
+fi
+"$PYTHON" - "$OUT/runs" >"$OUT/zero3-compare.log" 2>&1 <<'PY' || FAILED+=("zero3-compare")
+import json, struct, sys, pathlib, torch
+root = pathlib.Path(sys.argv[1])
+def load_file(path):
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    return {k: torch.frombuffer(bytearray(data[8 + n + t["data_offsets"][0]:8 + n + t["data_offsets"][1]]),
+                                dtype=torch.float32).reshape(t["shape"]) for k, t in header.items() if k != "__metadata__"}
+a = load_file(str(root / "zero3_ref/checkpoints/step_10/model.safetensors"))
+b = load_file(str(root / "zero3/checkpoints/step_10/model.safetensors"))
+worst = max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+scale = max(a[k].abs().max().item() for k in a)
+print(f"stage 3 vs unsharded (both recomputing layers), 10 steps: max |dw| = {worst:.3e} (largest weight {scale:.3f})")
+memory = [json.loads(l) for l in open(root / "zero3/metrics.jsonl") if '"memory"' in l]
+print("memory record:", memory[-1] if memory else "missing")
+assert worst <= 1e-3 * scale, "stage 3 drifted from the unsharded run beyond GPU round-off"
+PY
+log '```'; cat "$OUT/zero3-compare.log" | tee -a "$REPORT"; log '```'
 
 # ---- 4. step benchmark at Qwen3-0.6B shapes --------------------------------------------------
 if ((SKIP_BENCH == 0)); then

@@ -17,6 +17,7 @@
 #include "edgerazor/model/transformer.h"
 #include "edgerazor/quant/weight_quantizer.h"
 #include "edgerazor/train/adamw_kernel.h"
+#include "edgerazor/train/step.h"
 
 namespace edgerazor::distributed {
 
@@ -42,12 +43,6 @@ const char* sharding_name(ShardingStage stage) {
 
 namespace {
 
-bool is_no_decay(const std::string& name) {  // as train::make_adamw (HF): biases and norm weights
-  for (const char* s : {"bias", "layernorm", "rmsnorm", ".norm", "_norm"})
-    if (name.find(s) != std::string::npos) return true;
-  return false;
-}
-
 // A flat buffer's memory comes and goes while its parameter views keep their shapes (FSDP's
 // storage resize): views read storage.data() + offset at every access.
 void free_storage(const at::Tensor& t) {
@@ -67,26 +62,33 @@ void allocate_storage(const at::Tensor& t) {
 
 }  // namespace
 
-void State::release_param_grads(const Unit& u) {
-  for (size_t i : u.params)
-    if (params[i].grad().defined()) params[i].mutable_grad() = at::Tensor();
-}
-
 // Gradients of a unit -> averaged sum in this rank's shard (sums; finish_backward divides by W).
 void State::reduce(Unit& u) {
   at::NoGradGuard no_grad;
+  const auto finish = [&] {
+    u.pending = static_cast<int64_t>(u.params.size());
+    for (size_t i : u.params) ready[i] = 0;
+  };
+  if (!group.distributed()) {  // the shard is the unit: add the gradients in place
+    for (size_t k = 0; k < u.params.size(); ++k) {
+      at::Tensor& p = params[u.params[k]];
+      if (p.grad().defined()) u.grad.narrow(0, u.offsets[k], p.numel()).view(p.sizes()).add_(p.grad());
+      p.mutable_grad() = at::Tensor();
+    }
+    return finish();
+  }
+  // Each gradient is released as soon as it is in `full`, so the unit's gradients exist once.
   at::Tensor full = at::zeros({u.padded}, u.flat.options());
   for (size_t k = 0; k < u.params.size(); ++k) {
-    const at::Tensor& g = params[u.params[k]].grad();
-    if (g.defined()) full.narrow(0, u.offsets[k], g.numel()).view(g.sizes()).copy_(g);
+    at::Tensor& p = params[u.params[k]];
+    if (p.grad().defined()) full.narrow(0, u.offsets[k], p.numel()).view(p.sizes()).copy_(p.grad());
+    p.mutable_grad() = at::Tensor();
   }
-  release_param_grads(u);  // before the collective: the full gradient lives only in `full`
   at::Tensor part = at::empty({u.shard}, u.flat.options());
   group.reduce_scatter_sum(part, full, "gradients of " + u.name);
   full = at::Tensor();
   u.grad.add_(part);
-  u.pending = static_cast<int64_t>(u.params.size());
-  for (size_t i : u.params) ready[i] = 0;
+  finish();
 }
 
 void State::on_grad_ready(size_t param) {
@@ -201,7 +203,7 @@ ZeroOptimizer::ZeroOptimizer(ProcessGroup& group, model::CausalLMImpl& student, 
     u.offsets.push_back(u.numel);
     u.names.push_back(name);
     u.numel += p.numel();
-    s.decay.push_back(train.decay_norm_and_bias || !is_no_decay(name));
+    s.decay.push_back(train::takes_weight_decay(name, train));
     s.unit_of.push_back(unit);
     s.params.push_back(p);
   }
@@ -246,7 +248,7 @@ ZeroOptimizer::ZeroOptimizer(ProcessGroup& group, model::CausalLMImpl& student, 
     if (u.layer < 0) s.stats.outer_elements = u.numel;
   }
 
-  if (stage >= ShardingStage::gradients && group.distributed()) {
+  if (stage >= ShardingStage::gradients) {  // also on one rank: gradients go into the shard early
     for (size_t i = 0; i < s.params.size(); ++i) {
       auto acc = torch::autograd::impl::grad_accumulator(s.params[i]);
       TORCH_CHECK(acc, "ZeRO: parameter ", i, " is not a leaf that requires grad");

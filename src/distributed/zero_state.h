@@ -65,7 +65,6 @@ struct ZeroOptimizer::State {
   ZeroStats stats;
 
   void reduce(Unit& u);
-  void release_param_grads(const Unit& u);
   void on_grad_ready(size_t param);
   void start_gather(Unit& u, bool ahead);
   void make_present(Unit& u);

@@ -47,7 +47,9 @@ std::string MemoryPrediction::describe(const std::string& stage_name) const {
   std::string s = "memory model per rank (sharding " + stage_name + "):";
   char buf[96];
   for (const auto& p : parts) {
-    std::snprintf(buf, sizeof(buf), " %s %.2f GiB,", p.name.c_str(), p.bytes / kGiB);
+    std::string name = p.name;
+    std::replace(name.begin(), name.end(), '_', ' ');
+    std::snprintf(buf, sizeof(buf), " %s %.2f GiB,", name.c_str(), p.bytes / kGiB);
     s += buf;
   }
   std::snprintf(buf, sizeof(buf), " total %.2f GiB", total() / kGiB);
@@ -70,17 +72,22 @@ MemoryPrediction predict_training_memory(const MemoryModelInput& in) {
 
   MemoryPrediction m;
   const auto add = [&](const char* name, double bytes) { m.parts.push_back({name, bytes}); };
-  add("process baseline", in.baseline_bytes);
+  add("process_baseline", in.baseline_bytes);
   // Latent fp32 weights (the master copy: stage 3 keeps only the shard resident).
   add("weights", stage < 3 ? 4 * n.all : 4 * (n.all / W + n.outer + gathered_layers));
-  // The step's quantized fp32 copies of the matrices (QuantizedWeightsScope).
-  add("quantized copies", stage < 3 ? 4 * n.matrices : 4 * (n.outer_matrices + gathered_layers));
+  // The step's quantized fp32 copies (QuantizedWeightsScope).
+  const double q_all = in.quantized >= 0 ? in.quantized : n.matrices;
+  const double q_outer = in.quantized_outer >= 0 ? in.quantized_outer : n.outer_matrices;
+  const double q_layer = in.quantized_largest_layer >= 0 ? in.quantized_largest_layer : n.largest_layer;
+  add("quantized_copies", stage < 3 ? 4 * q_all : 4 * (q_outer + 2 * q_layer));
   // Full gradients at the end of backward (stage 0-1) or the outer unit's plus this rank's shard.
+  // Stage 1 also holds the reduce-scatter's result for the largest unit while it adds it.
+  const double largest_unit = std::max(n.outer, n.largest_layer);
   const double grads = stage == 0   ? 4 * n.all
-                       : stage == 1 ? 4 * n.all + 4 * n.all / W
+                       : stage == 1 ? 4 * n.all + 4 * n.all / W + (W > 1 ? 4 * largest_unit / W : 0)
                                     : 4 * (n.outer + n.largest_layer) + 4 * n.all / W;
   add("gradients", grads);
-  add("adamw moments", stage == 0 ? 8 * n.all : 8 * n.all / W);
+  add("adamw_moments", stage == 0 ? 8 * n.all : 8 * n.all / W);
   if (in.teacher) add("teacher", count(*in.teacher).all * a);
 
   // Activations held at the end of forward, per token and layer: the fp32 residual inputs of the
@@ -92,7 +99,7 @@ MemoryPrediction predict_training_memory(const MemoryModelInput& in) {
   add("activations", tokens * (layers_held + hidden));
   // Loss: the teacher's logits kept from the EAKLD pre-pass, one chunk of student logits and the
   // fp32 softmax/gradient pair of the row-fused loss.
-  add("loss buffers", tokens * V * (2 * a + 8));
+  add("loss_buffers", tokens * V * (2 * a + 8));
   return m;
 }
 

@@ -173,19 +173,18 @@ distill::LossOutput forward_backward(const StepModels& models, const StepBatch& 
 
 // ---- optimizer --------------------------------------------------------------------------------
 
-namespace {
-bool is_no_decay(const std::string& name) {  // HF: biases and norm weights are not decayed
-  for (const char* s : {"bias", "layernorm", "rmsnorm", ".norm", "_norm"})
-    if (name.find(s) != std::string::npos) return true;
-  return false;
+bool takes_weight_decay(const std::string& name, const config::TrainSection& t) {
+  if (t.decay_norm_and_bias) return true;
+  for (const char* s : {"bias", "layernorm", "rmsnorm", ".norm", "_norm"})  // HF: not decayed
+    if (name.find(s) != std::string::npos) return false;
+  return true;
 }
-}  // namespace
 
 std::unique_ptr<torch::optim::AdamW> make_adamw(model::CausalLMImpl& student, const config::TrainSection& t) {
   std::vector<at::Tensor> decay, no_decay;
   for (const auto& [name, p] : student.unique_named_parameters()) {
     if (!p.requires_grad()) continue;
-    (!t.decay_norm_and_bias && is_no_decay(name) ? no_decay : decay).push_back(p);
+    (takes_weight_decay(name, t) ? decay : no_decay).push_back(p);
   }
   const auto options = [&](double wd) {
     return torch::optim::AdamWOptions(t.lr).betas({t.beta1, t.beta2}).eps(t.eps).weight_decay(wd);

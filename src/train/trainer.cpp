@@ -130,6 +130,7 @@ struct Trainer::State {
   MetricsLog metrics;
   RunFolderLock run_lock;  // held by the I/O rank for the trainer's life
   std::string quant_yaml, config_yaml;
+  double quantized = -1, quantized_outer = -1, quantized_largest_layer = -1;  // elements, for the memory model
   std::unique_ptr<TrainingTaskEval> tasks;  // the `eval` section's task files (I/O rank)
 
   int64_t step = 0, start_step = 0, total_steps = 0, warmup = 0;
@@ -185,6 +186,22 @@ void Trainer::setup() {
   s.student = io::load_pretrained(cfg.model.student, student_load);
   if (cfg.quantization) {
     const auto report = quant::inject(*s.student, *cfg.quantization);
+    {  // what the step's quantized-weights scope copies: an untied embedding is looked up row by row
+      std::map<std::string, double> per_layer;
+      s.quantized = s.quantized_outer = s.quantized_largest_layer = 0;
+      for (const auto& row : report.rows) {
+        if (row.name.find("embed_tokens") != std::string::npos && !s.student->config.tie_word_embeddings) continue;
+        const double n = static_cast<double>(row.numel);
+        s.quantized += n;
+        const std::string prefix = "model.layers.";
+        if (row.name.rfind(prefix, 0) == 0) {
+          const std::string layer = row.name.substr(0, row.name.find('.', prefix.size()));
+          s.quantized_largest_layer = std::max(s.quantized_largest_layer, per_layer[layer] += n);
+        } else {
+          s.quantized_outer += n;
+        }
+      }
+    }
     // Written expanded and without the preset key, so reading it back gives this exact config
     // (with the key, a reader would apply the preset's overrides a second time).
     config::QuantConfig expanded = *cfg.quantization;
@@ -333,6 +350,9 @@ void Trainer::setup() {
     mi.gradient_checkpointing = s.student->model->gradient_checkpointing;
     mi.hidden_state_losses = s.models.hidden_states;
     mi.baseline_bytes = baseline_mib * 1024.0 * 1024.0;
+    mi.quantized = s.quantized;
+    mi.quantized_outer = s.quantized_outer;
+    mi.quantized_largest_layer = s.quantized_largest_layer;
     s.memory = predict_training_memory(mi);
     s.say(s.memory.describe(distributed::sharding_name(stage)));
   }

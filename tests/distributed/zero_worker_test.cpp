@@ -20,21 +20,9 @@
 #include "edgerazor/distributed/process_group.h"
 #include "edgerazor/distributed/zero.h"
 #include "edgerazor/model/transformer.h"
+#include "fixtures/tiny_models.h"
 
 namespace edgerazor::distributed::testing {
-
-model::ModelConfig zero_test_config() {
-  model::ModelConfig c;
-  c.vocab_size = 37;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_hidden_layers = 3;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 1;
-  c.head_dim = 8;
-  c.tie_word_embeddings = true;
-  return c;
-}
 
 namespace {
 
@@ -69,7 +57,7 @@ void read_weights(model::CausalLMImpl& m, const std::string& path) {
 int zero_scenario() {
   ProcessGroup group;
   at::manual_seed(7);
-  model::CausalLM student(zero_test_config());
+  model::CausalLM student(edgerazor_test::tiny_qwen3_config(37, 16, 24, 3, 8));
   const std::string load = env_or("EDGERAZOR_ZERO_LOAD", ""), out = env_or("EDGERAZOR_ZERO_OUT", ".");
   if (!load.empty()) read_weights(*student, load + "/weights.bin");
   config::TrainSection train;

@@ -12,24 +12,14 @@
 #include "edgerazor/eval/evaluator.h"
 #include "edgerazor/train/task_eval.h"
 #include "fixtures/temp_dir.h"
+#include "fixtures/tiny_models.h"
 
 namespace {
 
 using namespace edgerazor::model;
 
 ModelConfig small_qwen3(int64_t vocab) {  // every in_features a multiple of the 64-wide blocks
-  ModelConfig c;
-  c.architecture = Architecture::kQwen3;
-  c.vocab_size = vocab;
-  c.hidden_size = 64;
-  c.intermediate_size = 128;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 1;
-  c.head_dim = 64;
-  c.qk_norm = true;
-  c.tie_word_embeddings = true;
-  c.rope_theta = 1e6;
+  ModelConfig c = edgerazor_test::tiny_qwen3_config(vocab, 64, 128, 2, 64);
   c.max_position_embeddings = 256;
   return c;
 }

@@ -10,24 +10,13 @@
 #include "edgerazor/quant/inject.h"
 #include "edgerazor/quant/module_types.h"
 #include "edgerazor/quant/weight_quantizer.h"
+#include "fixtures/tiny_models.h"
 
 namespace {
 using namespace edgerazor::model;
 
 ModelConfig quantizable_config() {  // every in_features a multiple of the 64-wide blocks
-  ModelConfig c;
-  c.architecture = Architecture::kQwen3;
-  c.vocab_size = 128;
-  c.hidden_size = 64;
-  c.intermediate_size = 128;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 1;
-  c.head_dim = 64;
-  c.qk_norm = true;
-  c.tie_word_embeddings = true;
-  c.rope_theta = 1e6;
-  return c;
+  return edgerazor_test::tiny_qwen3_config(128, 64, 128, 2, 64);
 }
 
 TEST(QuantIntegration, InjectFindsEveryLinearAndAttention) {

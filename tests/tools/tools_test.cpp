@@ -21,6 +21,7 @@
 #include "edgerazor/model/perplexity.h"
 #include "edgerazor/model/transformer.h"
 #include "edgerazor/text/sentencepiece_model.h"
+#include "fixtures/tiny_models.h"
 
 namespace {
 namespace fs = std::filesystem;
@@ -273,17 +274,8 @@ TEST_F(ToolsTest, QuantFlagRunsPostTrainingQuantization) {
 
 // --chat renders the prompt with the model's own template (a tiny Qwen3 with the real tokenizer).
 TEST_F(ToolsTest, GenerateChatUsesTheModelsTemplate) {
-  edgerazor::model::ModelConfig c;
-  c.architecture = edgerazor::model::Architecture::kQwen3;
-  c.vocab_size = 151936;
-  c.hidden_size = 8;
-  c.intermediate_size = 16;
-  c.num_hidden_layers = 1;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 1;
-  c.head_dim = 4;
-  c.qk_norm = true;
-  c.tie_word_embeddings = true;
+  edgerazor::model::ModelConfig c = edgerazor_test::tiny_qwen3_config(151936, 8, 16, 1, 4);
+  c.rope_theta = 10000;  // the value this test was written with
   c.eos_token_ids = {151645};
   edgerazor::model::CausalLM model(c);
   const fs::path qwen = dir_ / "qwen3-tiny";

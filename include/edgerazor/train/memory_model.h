@@ -29,6 +29,10 @@ struct MemoryModelInput {
   bool gradient_checkpointing = false;
   bool hidden_state_losses = false;  // LAFD / MSE keep every layer's hidden state
   double baseline_bytes = 0;  // measured resident set before the models were loaded
+  // Elements of the weights the step quantizes into fp32 copies (the injection report's rows, an
+  // untied embedding looked up row by row left out): all of them, those outside the decoder layers,
+  // and the largest layer's. Negative: every matrix.
+  double quantized = -1, quantized_outer = -1, quantized_largest_layer = -1;
 };
 
 struct MemoryPart {

@@ -71,6 +71,9 @@ distill::LossOutput forward_backward(const StepModels& models, const StepBatch& 
 // on everything except biases and norm weights (unless decay_norm_and_bias). The caller includes
 // <torch/optim/adamw.h> to step and destroy it (kept out of this header: it is heavy).
 std::unique_ptr<torch::optim::AdamW> make_adamw(model::CausalLMImpl& student, const config::TrainSection& train);
+// HF's grouping, shared with the sharded AdamW (distributed/zero.h): false for biases and norm
+// weights unless train.decay_norm_and_bias.
+bool takes_weight_decay(const std::string& parameter_name, const config::TrainSection& train);
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 // zero_grad with set_to_none (PyTorch 2's default): drops every gradient after the optimizer step,
 // so the next backward allocates them while it frees activations instead of holding both at the
