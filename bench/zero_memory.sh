@@ -52,7 +52,10 @@ for ranks in $ranks_list; do
     if [ "$code" -ne 0 ]; then
       reason="exit $code"
       grep -q '"killed_over_limit": true' "$work/$name.limit.json" && reason="does not fit: killed above ${LIMIT_MB:-22528} MiB"
-      echo "| $stage | $ranks | | | | $tree_peak | $reason |" >> "$out.md"
+      # The memory model's total, printed before the models were loaded.
+      predicted="$(sed -n 's/.*memory model per rank.* total \([0-9.]*\) GiB.*/\1/p' "$work/$name.log" | head -n 1)"
+      [ -n "$predicted" ] && predicted="$(awk -v g="$predicted" 'BEGIN { printf "%.0f", g * 1024 }')"
+      echo "| $stage | $ranks | $predicted | | | $tree_peak | $reason |" >> "$out.md"
       echo "{\"stage\": \"$stage\", \"ranks\": $ranks, \"failed\": \"$reason\", \"tree_peak_mib\": $tree_peak}" >> "$out.jsonl"
       tail -3 "$work/$name.log" >&2
       continue

@@ -107,7 +107,7 @@ void State::on_grad_ready(size_t param) {
 // ---- stage 3: gathered layers -----------------------------------------------------------------
 
 void State::start_gather(Unit& u, bool ahead) {
-  if (u.present || u.gathering.valid()) return;
+  if (u.params.empty() || u.present || u.gathering.valid()) return;
   allocate_storage(u.flat);
   u.gathering = group.all_gather_async(u.flat, u.master, "weights of " + u.name);
   ++stats.gathers;
@@ -115,7 +115,7 @@ void State::start_gather(Unit& u, bool ahead) {
 }
 
 void State::make_present(Unit& u) {
-  if (u.present) return;
+  if (u.params.empty() || u.present) return;
   start_gather(u, false);
   u.gathering.wait();
   u.present = true;
@@ -135,7 +135,7 @@ struct LayerHooks : model::BlockParameterHooks {
     if (s.materialized) return;
     Unit& u = s.units[s.layer_unit.at(static_cast<size_t>(layer))];
     s.make_present(u);
-    if (!u.quantized) {
+    if (!u.quantized && !u.params.empty()) {
       auto& module = *s.student.model->layers[static_cast<size_t>(layer)];
       u.quantized = std::make_unique<quant::QuantizedWeightsScope>(module);
     }
@@ -208,7 +208,8 @@ ZeroOptimizer::ZeroOptimizer(ProcessGroup& group, model::CausalLMImpl& student, 
     s.params.push_back(p);
   }
   s.ready.assign(s.params.size(), 0);
-  for (int64_t i = L; i-- > 0;) s.layer_order.push_back(s.layer_unit[static_cast<size_t>(i)]);
+  for (int64_t i = L; i-- > 0;)  // a layer without trainable parameters (frozen) has nothing to reduce
+    if (!s.units[s.layer_unit[static_cast<size_t>(i)]].params.empty()) s.layer_order.push_back(s.layer_unit[static_cast<size_t>(i)]);
 
   for (size_t ui = 0; ui < s.units.size(); ++ui) {
     Unit& u = s.units[ui];

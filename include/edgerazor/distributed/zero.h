@@ -75,7 +75,8 @@ class ZeroOptimizer {
  public:
   // Flattens the student's trainable parameters into units (see above) and, for stage 3, keeps
   // only this rank's shard of each. The student must hold the same weights on every rank (the
-  // same folder or checkpoint loaded everywhere); every rank must call this together.
+  // same folder or checkpoint loaded everywhere); every rank must call this together. Destroying
+  // it in stage 3 leaves the layers' weights released: materialize() first to keep the model.
   ZeroOptimizer(ProcessGroup& group, model::CausalLMImpl& student, const config::TrainSection& train,
                 ShardingStage stage);
   ~ZeroOptimizer();
@@ -101,8 +102,9 @@ class ZeroOptimizer {
   void materialize();
   void release_all();
 
-  // Checkpoint: this rank's AdamW moments as <dir>/zero/rank_<r>.safetensors, and on rank 0 the
-  // layout <dir>/zero/layout.json. Every rank writes its own file (the folder must be shared).
+  // Checkpoint: this rank's AdamW moments as <dir>/trainer_state/zero/rank_<r>.safetensors, and on
+  // rank 0 the layout <dir>/trainer_state/zero/layout.json. Every rank writes its own file (the
+  // folder must be shared); the weights themselves are the checkpoint's model.safetensors.
   void save(const std::string& checkpoint_dir) const;
   // Restores moments and step count from a checkpoint written by any world size with the same
   // units; FormatError naming the file when the layout does not match this model.
@@ -115,7 +117,7 @@ class ZeroOptimizer {
   std::unique_ptr<State> state_;
 };
 
-// True when the checkpoint folder holds sharded optimizer state (a zero/ folder).
+// True when the checkpoint folder holds sharded optimizer state (trainer_state/zero/layout.json).
 bool has_zero_state(const std::string& checkpoint_dir);
 
 }  // namespace edgerazor::distributed
