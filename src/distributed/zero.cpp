@@ -122,6 +122,10 @@ void State::make_present(Unit& u) {
 }
 
 void State::release(Unit& u) {
+  if (u.gathering.valid()) {  // a prefetch nobody used (a forward that stopped early): finish it first
+    u.gathering.wait();
+    u.present = true;
+  }
   if (!u.present) return;
   u.quantized.reset();  // the latent views come back before the memory goes
   free_storage(u.flat);
@@ -322,9 +326,13 @@ void ZeroOptimizer::finish_backward() {
 double ZeroOptimizer::clip_gradients(double max_norm) {
   State& s = *state_;
   at::NoGradGuard no_grad;
-  at::Tensor sq = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(at::Device(s.group.device())));
+  at::Tensor sq = at::zeros({1}, at::TensorOptions().dtype(at::kDouble));  // summed where the shards live
   for (auto& u : s.units)
-    if (u.grad.defined()) sq += u.grad.to(at::kDouble).pow(2).sum();
+    if (u.grad.defined()) {
+      if (sq.device() != u.grad.device()) sq = sq.to(u.grad.device());
+      sq += u.grad.to(at::kDouble).pow(2).sum();
+    }
+  sq = sq.to(at::Device(s.group.device()));
   s.group.all_reduce_sum(sq, "gradient norm");
   const double norm = std::sqrt(sq.item<double>());
   if (max_norm > 0) {  // torch::nn::utils::clip_grad_norm_'s rule
@@ -379,6 +387,7 @@ void ZeroOptimizer::step(double lr) {
       for (auto& u : s.units) s.release(u);  // the next step gathers the updated shards
     else
       for (auto& u : s.units) {  // keep them present, with the new values
+        if (u.params.empty()) continue;
         at::Tensor mine = u.master.clone();
         s.group.all_gather(u.flat, mine, "weights of " + u.name);
       }

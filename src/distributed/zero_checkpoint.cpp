@@ -80,6 +80,17 @@ void ZeroOptimizer::save(const std::string& checkpoint_dir) const {
   if (!out) throw FormatError(path.string(), "write failed");
 }
 
+void ZeroOptimizer::check_saved(const std::string& checkpoint_dir) const {
+  const fs::path dir = zero_dir(checkpoint_dir);
+  std::vector<fs::path> wanted{dir / "layout.json"};
+  for (int r = 0; r < state_->group.world_size(); ++r) wanted.push_back(dir / rank_file(r));
+  for (const auto& path : wanted)
+    if (!fs::is_regular_file(path))
+      throw FormatError(path.string(), "missing from the checkpoint being written: every rank writes its optimizer "
+                                       "shard into rank 0's checkpoint folder, which must be on a filesystem all "
+                                       "ranks share");
+}
+
 void ZeroOptimizer::load(const std::string& checkpoint_dir) {
   ZeroOptimizer::State& s = *state_;
   const fs::path dir = zero_dir(checkpoint_dir);

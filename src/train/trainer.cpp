@@ -324,7 +324,8 @@ void Trainer::setup() {
     distributed::ProcessGroup* group = nullptr;
     if (auto* c10d = dynamic_cast<distributed::C10dGradientSync*>(s.sync.get())) group = &c10d->group();
     if (!group) {
-      s.single_group = std::make_unique<distributed::ProcessGroup>(distributed::DistEnv{});
+      s.single_group = std::make_unique<distributed::ProcessGroup>(
+          distributed::DistEnv{}, distributed::ProcessGroupOptions().device(s.device.is_cuda() ? s.device.str() : "cpu"));
       group = s.single_group.get();
     }
     s.zero = std::make_unique<distributed::ZeroOptimizer>(*group, *s.student, t, stage);
@@ -451,7 +452,10 @@ TrainSummary Trainer::train() {
       s.sync->barrier();
       s.zero->save(checkpoint_staging_dir(s.run_dir, st.step));
       s.sync->barrier();
-      if (s.io()) s.last_checkpoint = commit_checkpoint(s.run_dir, st.step, t.keep_last);
+      if (s.io()) {
+        s.zero->check_saved(checkpoint_staging_dir(s.run_dir, st.step));
+        s.last_checkpoint = commit_checkpoint(s.run_dir, st.step, t.keep_last);
+      }
     }
     if (s.io()) s.say("saved " + s.last_checkpoint);
     s.sync->barrier();
@@ -476,9 +480,14 @@ TrainSummary Trainer::train() {
     for (int64_t m = 0; m < t.gradient_accumulation_steps; ++m) {
       const StepBatch batch = to_tensors(s.loader->next(), s.device);
       const distill::LossOutput out = forward_backward(s.models, batch, s.loss_scale, s.precision);
-      if (!std::isfinite(out.total.item<double>()))
-        throw TrainingError("step " + std::to_string(s.step + 1) + ": the loss is " + std::to_string(out.total.item<double>()) +
-                            " (" + describe_parts(out) + "); stopped without saving. Last good checkpoint: " +
+      // Every rank stops together (the others would wait in the next collective otherwise).
+      const bool finite = std::isfinite(out.total.item<double>());
+      std::vector<double> bad{finite ? 0.0 : 1.0};
+      if (s.sync->world_size() > 1) s.sync->average(bad);
+      if (!finite || bad[0] > 0)
+        throw TrainingError("step " + std::to_string(s.step + 1) + ": the loss is " +
+                            (finite ? "not finite on another rank" : std::to_string(out.total.item<double>()) + " (" + describe_parts(out) + ")") +
+                            "; stopped without saving. Last good checkpoint: " +
                             (s.last_checkpoint.empty() ? "none" : s.last_checkpoint) + " (lower train.lr or check the data)");
       window.add(out);
       window_tokens += batch.real_tokens;
@@ -569,9 +578,13 @@ TrainSummary Trainer::train() {
     Scalars values{{"predicted_mib", s.memory.total() / kMiB}, {"peak_rss_mib", own}, {"peak_rss_mib_rank_mean", peak[0]}};
     for (const auto& part : s.memory.parts) values.emplace_back("predicted." + part.name, part.bytes / kMiB);
     s.metrics.write("memory", s.step, values);
-    char buf[160];
-    std::snprintf(buf, sizeof(buf), "peak resident set of training: %.0f MiB (rank mean %.0f MiB), memory model %.0f MiB (%+.1f%%)",
-                  own, peak[0], s.memory.total() / kMiB, 100.0 * (s.memory.total() / kMiB - peak[0]) / peak[0]);
+    char buf[200];
+    if (s.device.is_cuda())  // the model describes device memory there; the host's peak is not its measure
+      std::snprintf(buf, sizeof(buf), "peak resident set of training (host): %.0f MiB; the memory model (%.0f MiB) is for the "
+                    "device: compare gpu_mem_peak_mib", own, s.memory.total() / kMiB);
+    else
+      std::snprintf(buf, sizeof(buf), "peak resident set of training: %.0f MiB (rank mean %.0f MiB), memory model %.0f MiB (%+.1f%%)",
+                    own, peak[0], s.memory.total() / kMiB, 100.0 * (s.memory.total() / kMiB - peak[0]) / peak[0]);
     s.say(buf);
   }
   const double session_s = std::chrono::duration<double>(Clock::now() - session_start).count();

@@ -106,6 +106,9 @@ class ZeroOptimizer {
   // rank 0 the layout <dir>/trainer_state/zero/layout.json. Every rank writes its own file (the
   // folder must be shared); the weights themselves are the checkpoint's model.safetensors.
   void save(const std::string& checkpoint_dir) const;
+  // Rank 0, before committing a checkpoint: every rank's file and the layout are in `dir`
+  // (FormatError naming the first missing one: e.g. ranks on other nodes without a shared folder).
+  void check_saved(const std::string& checkpoint_dir) const;
   // Restores moments and step count from a checkpoint written by any world size with the same
   // units; FormatError naming the file when the layout does not match this model.
   void load(const std::string& checkpoint_dir);
