@@ -130,6 +130,7 @@ std::string stage_checkpoint(const std::string& run_dir, const model::CausalLMIm
   j["data_state"] = state.data_state;
   j["seed"] = state.seed;
   j["world_size"] = state.world_size;
+  j["rows_per_step"] = state.rows_per_step;
   write_text(tmp / "trainer_state" / "state.json", j.dump(2) + "\n");
   return tmp.string();
 }
@@ -185,6 +186,7 @@ TrainerState read_trainer_state(const std::string& checkpoint_dir) {
     s.data_state = j.at("data_state").get<std::string>();
     s.seed = j.at("seed").get<uint64_t>();
     s.world_size = j.value("world_size", 1);
+    s.rows_per_step = j.value("rows_per_step", static_cast<int64_t>(0));
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(path.string(), std::string("missing or mistyped field: ") + e.what());
   }

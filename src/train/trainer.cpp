@@ -310,12 +310,14 @@ void Trainer::setup() {
     std::string saved_yaml((std::istreambuf_iterator<char>(saved)), std::istreambuf_iterator<char>());
     if (!saved_yaml.empty() && saved_yaml != s.config_yaml)
       s.say("note: the config differs from the checkpoint's train_config.yaml; the current config wins");
+    const int64_t rows_now = world * t.micro_batch_size * t.gradient_accumulation_steps;
+    const int64_t rows_then = st.rows_per_step > 0 ? st.rows_per_step : st.world_size * t.micro_batch_size * t.gradient_accumulation_steps;
     if (st.world_size != world)
       s.say("note: the checkpoint was written by " + std::to_string(st.world_size) + " rank(s), this run has " +
-            std::to_string(world) + ": the data stream continues at the same global position, but each "
-            "optimizer step now sees " + std::to_string(world * t.micro_batch_size * t.gradient_accumulation_steps) +
-            " rows instead of " + std::to_string(st.world_size * t.micro_batch_size * t.gradient_accumulation_steps) +
-            ", so the result will differ from an uninterrupted run");
+            std::to_string(world) + ": the data stream continues at the same global position" +
+            (rows_now == rows_then ? std::string(", with the same ") + std::to_string(rows_now) + " rows per optimizer step"
+                                   : ", but each optimizer step now sees " + std::to_string(rows_now) + " rows instead of " +
+                                         std::to_string(rows_then) + ", so the result will differ from an uninterrupted run"));
     s.say("resumed from " + latest->path + " at step " + std::to_string(s.step));
   } else if (s.options.resume) {
     s.say("no complete checkpoint in " + s.run_dir + ": starting from step 0");
@@ -442,6 +444,7 @@ TrainSummary Trainer::train() {
       st.data_state = s.loader->state_json();
       st.seed = s.cfg.run.seed;
       st.world_size = s.sync->world_size();
+      st.rows_per_step = s.sync->world_size() * t.micro_batch_size * t.gradient_accumulation_steps;
       st.elapsed_seconds = s.elapsed_before;
     }
     const CheckpointContents contents{s.cfg.model.student, s.quant_yaml, s.config_yaml};

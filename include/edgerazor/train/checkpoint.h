@@ -45,6 +45,7 @@ struct TrainerState {
   std::string data_state;       // data::DataLoader::state_json()
   uint64_t seed = 0;
   int world_size = 1;           // data-parallel ranks that wrote it (the data position is global)
+  int64_t rows_per_step = 0;    // rows of one optimizer step over all ranks (0: not recorded, older checkpoints)
 };
 
 struct CheckpointInfo {
