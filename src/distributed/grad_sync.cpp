@@ -2,14 +2,13 @@
 #include "edgerazor/distributed/grad_sync.h"
 
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/function.h>
-#include <torch/csrc/autograd/function_hook.h>
-#include <torch/csrc/autograd/variable.h>
 
 #include <chrono>
 #include <mutex>
 #include <string>
 #include <utility>
+
+#include "grad_ready_hooks.h"
 
 namespace edgerazor::distributed {
 namespace {
@@ -71,9 +70,7 @@ struct GradientSynchronizer::State {
   std::mutex mutex;                // hooks may run on autograd worker threads
   bool armed = false;
   size_t next_launch = 0;          // buckets launch strictly in index order (same on all ranks)
-  // shared_ptr<Node> up to some 2.x release, intrusive_ptr<Node> in newer ones: whatever it returns.
-  std::vector<decltype(torch::autograd::impl::grad_accumulator(std::declval<at::Tensor>()))> accumulators;
-  std::vector<uintptr_t> hook_keys;
+  GradReadyHooks hooks;            // overlap: a bucket launches when its last gradient is in
   GradSyncStats stats;
 
   State(ProcessGroup& g, const GradSyncOptions& o) : group(g), options(o) {}
@@ -130,18 +127,6 @@ struct GradientSynchronizer::State {
   }
 };
 
-namespace {
-struct GradReadyHook : torch::autograd::FunctionPostHook {
-  GradReadyHook(GradientSynchronizer::State* state, size_t param) : state_(state), param_(param) {}
-  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
-                                            const torch::autograd::variable_list& /*inputs*/) override {
-    state_->on_grad_ready(param_);
-    return outputs;
-  }
-  GradientSynchronizer::State* state_;
-  size_t param_;
-};
-}  // namespace
 
 GradientSynchronizer::GradientSynchronizer(ProcessGroup& group, std::vector<at::Tensor> parameters,
                                            const GradSyncOptions& options)
@@ -187,12 +172,7 @@ GradientSynchronizer::GradientSynchronizer(ProcessGroup& group, std::vector<at::
   s.ready.assign(s.params.size(), 0);
 
   if (options.overlap() && group.distributed()) {
-    for (size_t i = 0; i < s.params.size(); ++i) {
-      auto acc = torch::autograd::impl::grad_accumulator(s.params[i]);
-      TORCH_CHECK(acc, "gradient synchronizer: parameter ", i, " is not a leaf that requires grad");
-      s.hook_keys.push_back(acc->add_post_hook(std::make_unique<GradReadyHook>(&s, i)));
-      s.accumulators.push_back(std::move(acc));  // keeps the accumulator (and our hook) alive
-    }
+    s.hooks.install(s.params, [&s](size_t i) { s.on_grad_ready(i); }, "gradient synchronizer");
   }
 }
 
@@ -200,7 +180,7 @@ GradientSynchronizer::~GradientSynchronizer() {
   State& s = *state_;
   std::lock_guard<std::mutex> lock(s.mutex);
   s.armed = false;
-  for (size_t i = 0; i < s.accumulators.size(); ++i) s.accumulators[i]->del_post_hook(s.hook_keys[i]);
+  s.hooks.remove();
   s.drain(/*rethrow=*/false);
 }
 
@@ -212,7 +192,7 @@ void GradientSynchronizer::broadcast_parameters() {
 
 void GradientSynchronizer::prepare_backward() {
   State& s = *state_;
-  if (s.accumulators.empty()) return;
+  if (!s.hooks.installed()) return;
   std::lock_guard<std::mutex> lock(s.mutex);
   s.drain(/*rethrow=*/true);  // armed twice without synchronize(): discard those results
   std::fill(s.ready.begin(), s.ready.end(), 0);

@@ -5,19 +5,16 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <c10/core/DeviceGuard.h>
-#include <torch/csrc/autograd/function.h>
-#include <torch/csrc/autograd/function_hook.h>
-#include <torch/csrc/autograd/variable.h>
 
 #include <cmath>
 #include <mutex>
 
 #include "edgerazor/core/error.h"
-#include "zero_state.h"
 #include "edgerazor/model/transformer.h"
 #include "edgerazor/quant/weight_quantizer.h"
 #include "edgerazor/train/adamw_kernel.h"
 #include "edgerazor/train/step.h"
+#include "zero_state.h"
 
 namespace edgerazor::distributed {
 
@@ -97,26 +94,22 @@ void State::on_grad_ready(size_t param) {
   if (u.layer < 0 || ready[param]) return;  // the outer unit is reduced in finish_backward
   ready[param] = 1;
   --u.pending;
-  while (next_launch < layer_order.size() && units[layer_order[next_launch]].pending == 0) {
+  while (next_launch < layer_order.size() && units[layer_order[next_launch]].pending == 0)
     reduce(units[layer_order[next_launch++]]);
-    ++stats.reduced_in_backward;
-  }
   if (next_launch == layer_order.size()) next_launch = 0;  // the next micro-batch's backward
 }
 
 // ---- stage 3: gathered layers -----------------------------------------------------------------
 
-void State::start_gather(Unit& u, bool ahead) {
+void State::start_gather(Unit& u) {
   if (u.params.empty() || u.present || u.gathering.valid()) return;
   allocate_storage(u.flat);
   u.gathering = group.all_gather_async(u.flat, u.master, "weights of " + u.name);
-  ++stats.gathers;
-  if (ahead) ++stats.prefetched;
 }
 
 void State::make_present(Unit& u) {
   if (u.params.empty() || u.present) return;
-  start_gather(u, false);
+  start_gather(u);
   u.gathering.wait();
   u.present = true;
 }
@@ -137,39 +130,24 @@ struct LayerHooks : model::BlockParameterHooks {
   void acquire(int64_t layer, bool backward) override {
     State& s = *state;
     if (s.materialized) return;
-    Unit& u = s.units[s.layer_unit.at(static_cast<size_t>(layer))];
+    Unit& u = s.units.at(static_cast<size_t>(layer));
     s.make_present(u);
     if (!u.quantized && !u.params.empty()) {
       auto& module = *s.student.model->layers[static_cast<size_t>(layer)];
       u.quantized = std::make_unique<quant::QuantizedWeightsScope>(module);
     }
-    if (!s.prefetch) return;
-    const int64_t next = backward ? layer - 1 : layer + 1;
-    if (next >= 0 && next < static_cast<int64_t>(s.layer_unit.size()))
-      s.start_gather(s.units[s.layer_unit[static_cast<size_t>(next)]], /*ahead=*/true);
+    const int64_t next = backward ? layer - 1 : layer + 1;  // prefetch the layer that comes next
+    if (next >= 0 && next < s.student.config.num_hidden_layers) s.start_gather(s.units[static_cast<size_t>(next)]);
   }
   void release(int64_t layer, bool /*backward*/) override {
     State& s = *state;
     if (s.materialized) return;
-    s.release(s.units[s.layer_unit.at(static_cast<size_t>(layer))]);
+    s.release(s.units.at(static_cast<size_t>(layer)));
     // Autocast keeps a bf16 copy of every weight it cast until its scope ends: drop this layer's.
     at::autocast::clear_cache();
   }
   State* state;
 };
-
-namespace {
-struct GradReadyHook : torch::autograd::FunctionPostHook {
-  GradReadyHook(State* state, size_t param) : state_(state), param_(param) {}
-  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
-                                            const torch::autograd::variable_list& /*inputs*/) override {
-    state_->on_grad_ready(param_);
-    return outputs;
-  }
-  State* state_;
-  size_t param_;
-};
-}  // namespace
 
 // ---- construction -----------------------------------------------------------------------------
 
@@ -183,37 +161,33 @@ ZeroOptimizer::ZeroOptimizer(ProcessGroup& group, model::CausalLMImpl& student, 
   const int W = group.world_size(), r = group.rank();
   at::NoGradGuard no_grad;
 
-  // Units: one per decoder layer, then the outer one; parameters in registration order.
+  // Units: unit i = decoder layer i, then the outer one; parameters in registration order.
   const int64_t L = student.config.num_hidden_layers;
-  s.layer_unit.assign(static_cast<size_t>(L), 0);
+  s.units.resize(static_cast<size_t>(L) + 1);
   for (int64_t i = 0; i < L; ++i) {
-    s.layer_unit[static_cast<size_t>(i)] = s.units.size();
-    s.units.emplace_back();
-    s.units.back().layer = i;
-    s.units.back().name = "model.layers." + std::to_string(i);
+    s.units[static_cast<size_t>(i)].layer = i;
+    s.units[static_cast<size_t>(i)].name = "model.layers." + std::to_string(i);
   }
-  const size_t outer = s.units.size();
-  s.units.emplace_back();
   s.units.back().name = "outer";
+  std::vector<char> decay;  // per parameter
   for (const auto& [name, p] : student.unique_named_parameters()) {
     if (!p.requires_grad()) continue;
     if (p.scalar_type() != at::kFloat || !p.is_contiguous())
       throw ConfigError("distributed.sharding: parameter " + name + " is not a contiguous float32 tensor");
-    size_t unit = outer;
-    const std::string prefix = "model.layers.";
-    if (name.rfind(prefix, 0) == 0) unit = s.layer_unit.at(std::stoul(name.substr(prefix.size())));
-    Unit& u = s.units[unit];
+    const int64_t layer = model::decoder_layer_of(name);
+    const size_t unit = layer >= 0 ? static_cast<size_t>(layer) : s.units.size() - 1;
+    Unit& u = s.units.at(unit);
     u.params.push_back(s.params.size());
     u.offsets.push_back(u.numel);
     u.names.push_back(name);
     u.numel += p.numel();
-    s.decay.push_back(train::takes_weight_decay(name, train));
+    decay.push_back(train::takes_weight_decay(name, train));
     s.unit_of.push_back(unit);
     s.params.push_back(p);
   }
   s.ready.assign(s.params.size(), 0);
   for (int64_t i = L; i-- > 0;)  // a layer without trainable parameters (frozen) has nothing to reduce
-    if (!s.units[s.layer_unit[static_cast<size_t>(i)]].params.empty()) s.layer_order.push_back(s.layer_unit[static_cast<size_t>(i)]);
+    if (!s.units[static_cast<size_t>(i)].params.empty()) s.layer_order.push_back(static_cast<size_t>(i));
 
   for (size_t ui = 0; ui < s.units.size(); ++ui) {
     Unit& u = s.units[ui];
@@ -228,12 +202,12 @@ ZeroOptimizer::ZeroOptimizer(ProcessGroup& group, model::CausalLMImpl& student, 
       view.copy_(p);
       p.set_data(view);  // the module's tensor now lives in the flat buffer
     }
-    // This rank's segments: [begin, end) of the unit's elements, cut at parameter boundaries.
-    const int64_t begin = std::min<int64_t>(r * u.shard, u.numel), end = std::min<int64_t>((r + 1) * u.shard, u.numel);
+    // This rank's segments: its range of the unit's elements, cut at parameter boundaries.
+    const auto [begin, end] = owned_range(u.numel, W, r);
     for (size_t k = 0; k < u.params.size(); ++k) {
       const int64_t p0 = u.offsets[k], p1 = p0 + s.params[u.params[k]].numel();
       const int64_t a = std::max(p0, begin), b = std::min(p1, end);
-      if (a < b) u.segments.push_back({u.params[k], a - begin, b - a, static_cast<bool>(s.decay[u.params[k]])});
+      if (a < b) u.segments.push_back({a - begin, b - a, static_cast<bool>(decay[u.params[k]])});
     }
     u.grad = at::zeros({u.shard}, options);
     u.exp_avg = at::zeros({u.shard}, options);
@@ -249,18 +223,10 @@ ZeroOptimizer::ZeroOptimizer(ProcessGroup& group, model::CausalLMImpl& student, 
     ++s.stats.units;
     s.stats.parameters += u.numel;
     s.stats.shard_elements += u.shard;
-    s.stats.largest_unit = std::max(s.stats.largest_unit, u.padded);
-    if (u.layer < 0) s.stats.outer_elements = u.numel;
   }
 
-  if (stage >= ShardingStage::gradients) {  // also on one rank: gradients go into the shard early
-    for (size_t i = 0; i < s.params.size(); ++i) {
-      auto acc = torch::autograd::impl::grad_accumulator(s.params[i]);
-      TORCH_CHECK(acc, "ZeRO: parameter ", i, " is not a leaf that requires grad");
-      s.hook_keys.push_back(acc->add_post_hook(std::make_unique<GradReadyHook>(&s, i)));
-      s.accumulators.push_back(std::move(acc));
-    }
-  }
+  if (stage >= ShardingStage::gradients)  // also on one rank: gradients go into the shard early
+    s.grad_hooks.install(s.params, [&s](size_t i) { s.on_grad_ready(i); }, "ZeRO");
   if (stage == ShardingStage::parameters) {
     student.set_gradient_checkpointing(true);
     s.hooks = std::make_shared<LayerHooks>(&s);
@@ -271,7 +237,7 @@ ZeroOptimizer::ZeroOptimizer(ProcessGroup& group, model::CausalLMImpl& student, 
 ZeroOptimizer::~ZeroOptimizer() {
   State& s = *state_;
   std::lock_guard<std::mutex> lock(s.mutex);
-  for (size_t i = 0; i < s.accumulators.size(); ++i) s.accumulators[i]->del_post_hook(s.hook_keys[i]);
+  s.grad_hooks.remove();
   if (s.student.model && s.student.model->block_hooks == s.hooks) s.student.model->block_hooks = nullptr;
   for (auto& u : s.units) {
     if (u.gathering.valid()) {
@@ -292,7 +258,6 @@ int64_t ZeroOptimizer::adam_steps() const { return state_->adam_steps; }
 
 void ZeroOptimizer::begin_step() {
   State& s = *state_;
-  s.stats.reduced_in_backward = 0;
   if (s.stage == ShardingStage::parameters && !s.materialized) s.make_present(s.units.back());
 }
 
@@ -382,18 +347,11 @@ void ZeroOptimizer::step(double lr) {
     }
     u.grad.zero_();
   }
-  if (s.stage == ShardingStage::parameters) {
-    if (!s.materialized)
-      for (auto& u : s.units) s.release(u);  // the next step gathers the updated shards
-    else
-      for (auto& u : s.units) {  // keep them present, with the new values
-        if (u.params.empty()) continue;
-        at::Tensor mine = u.master.clone();
-        s.group.all_gather(u.flat, mine, "weights of " + u.name);
-      }
+  if (s.stage == ShardingStage::parameters && !s.materialized) {
+    for (auto& u : s.units) s.release(u);  // the next step gathers the updated shards
     return;
   }
-  for (auto& u : s.units) {  // every rank's updated part to every rank
+  for (auto& u : s.units) {  // every rank's updated part to every rank (stage 3: the materialized copy)
     if (u.params.empty()) continue;
     at::Tensor mine = u.master.clone();  // the input must not alias the output for every backend
     s.group.all_gather(u.flat, mine, "weights of " + u.name);

@@ -1,4 +1,4 @@
-// Implements: ZeroOptimizer::save / load and has_zero_state (see edgerazor/distributed/zero.h).
+// Implements: ZeroOptimizer::save / check_saved / load (see edgerazor/distributed/zero.h).
 //
 // <checkpoint>/trainer_state/zero/
 //   layout.json          rank 0: stage, world size, AdamW step count, every unit's name, element
@@ -29,15 +29,7 @@ fs::path zero_dir(const std::string& checkpoint_dir) { return fs::path(checkpoin
 std::string rank_file(int rank) { return "rank_" + std::to_string(rank) + ".safetensors"; }
 std::string moment_name(size_t unit, const char* which) { return "unit_" + std::to_string(unit) + "." + which; }
 
-// Elements [begin, end) of a unit that rank `rank` of `world` holds.
-std::pair<int64_t, int64_t> owned_range(int64_t numel, int world, int rank) {
-  const int64_t shard = (numel + world - 1) / world;
-  return {std::min<int64_t>(rank * shard, numel), std::min<int64_t>((rank + 1) * shard, numel)};
-}
-
 }  // namespace
-
-bool has_zero_state(const std::string& checkpoint_dir) { return fs::exists(zero_dir(checkpoint_dir) / "layout.json"); }
 
 void ZeroOptimizer::save(const std::string& checkpoint_dir) const {
   const ZeroOptimizer::State& s = *state_;

@@ -2,23 +2,31 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
-#include <torch/csrc/autograd/variable.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "edgerazor/distributed/zero.h"
+#include "grad_ready_hooks.h"
 #include "edgerazor/model/block_hooks.h"
 #include "edgerazor/model/transformer.h"
 #include "edgerazor/quant/weight_quantizer.h"
 
 namespace edgerazor::distributed {
 
+// Elements [begin, end) of a unit of `numel` elements that rank `rank` of `world` holds: the shard
+// of ceil(numel / world) elements, cut at the end of the unit (the rest is padding).
+inline std::pair<int64_t, int64_t> owned_range(int64_t numel, int world, int rank) {
+  const int64_t shard = (numel + world - 1) / world;
+  return {std::min<int64_t>(rank * shard, numel), std::min<int64_t>((rank + 1) * shard, numel)};
+}
+
 // Part of this rank's shard that lies in one parameter.
 struct Segment {
-  size_t param = 0;
   int64_t shard_offset = 0;  // first element in the shard
   int64_t length = 0;
   bool decay = true;         // weight decay applies (HF's groups)
@@ -48,25 +56,21 @@ struct ZeroOptimizer::State {
   ShardingStage stage = ShardingStage::none;
   config::TrainSection train;
   std::vector<at::Tensor> params;   // trainable, unique, registration order
-  std::vector<char> decay;          // per parameter
   std::vector<size_t> unit_of;      // per parameter
   std::vector<char> ready;          // per parameter: gradient arrived in this backward
-  std::vector<Unit> units;          // layers 0..L-1, then the outer unit
-  std::vector<size_t> layer_unit;   // layer -> unit
+  std::vector<Unit> units;          // unit i = decoder layer i (i < L), then the outer unit
   std::vector<size_t> layer_order;  // units in the order backward finishes them (last layer first)
   size_t next_launch = 0;           // index into layer_order of the next unit to reduce
   int64_t adam_steps = 0;
   bool materialized = false;
-  bool prefetch = true;
   std::mutex mutex;                 // gradient hooks may run on autograd worker threads
-  std::vector<decltype(torch::autograd::impl::grad_accumulator(std::declval<at::Tensor>()))> accumulators;
-  std::vector<uintptr_t> hook_keys;
+  GradReadyHooks grad_hooks;        // stages 2-3: a layer's gradients reduced as backward finishes it
   std::shared_ptr<model::BlockParameterHooks> hooks;
   ZeroStats stats;
 
   void reduce(Unit& u);
   void on_grad_ready(size_t param);
-  void start_gather(Unit& u, bool ahead);
+  void start_gather(Unit& u);
   void make_present(Unit& u);
   void release(Unit& u);
 };

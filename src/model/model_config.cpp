@@ -2,6 +2,7 @@
 #include "edgerazor/model/model_config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <iomanip>
 #include <fstream>
@@ -228,6 +229,13 @@ double parameter_count(const ModelConfig& c) {
   double n = 0;
   for (const auto& t : parameter_terms(c)) n += t.count;
   return n;
+}
+
+int64_t decoder_layer_of(const std::string& name) {
+  static const std::string prefix = "model.layers.";
+  if (name.rfind(prefix, 0) != 0 || name.size() == prefix.size() || !std::isdigit(static_cast<unsigned char>(name[prefix.size()])))
+    return -1;
+  return std::stoll(name.substr(prefix.size()));
 }
 
 std::vector<ParameterShape> checkpoint_shapes(const ModelConfig& c) {

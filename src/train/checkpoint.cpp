@@ -210,12 +210,18 @@ TrainerState load_checkpoint(const std::string& checkpoint_dir, model::CausalLMI
   if (state.step < 0 || state.total_steps < 0 || state.tokens_seen < 0 || state.world_size < 1)
     throw FormatError((dir / "trainer_state" / "state.json").string(), "negative step, token count or world size");
   io::load_weights(student, checkpoint_dir);
+  // Optimizer state is either optimizer.pt or sharded (trainer_state/zero/, distributed/zero.h):
+  // resuming one kind as the other is refused, naming the fix.
   const fs::path optimizer_file = dir / "trainer_state" / "optimizer.pt";
-  if (optimizer && !fs::exists(optimizer_file) && fs::exists(dir / "trainer_state" / "zero"))
+  const bool sharded = fs::exists(dir / "trainer_state" / "zero" / "layout.json");
+  if (optimizer && !fs::exists(optimizer_file) && sharded)
     throw FormatError(optimizer_file.string(),
                       "missing: this checkpoint holds sharded optimizer state (trainer_state/zero/, written with "
                       "distributed.sharding optimizer, gradients or parameters); resume it with a sharding stage, "
                       "on any number of ranks");
+  if (!optimizer && !sharded)
+    throw FormatError(checkpoint_dir, "has no sharded optimizer state (written with distributed.sharding: none); "
+                                      "resume it with sharding none");
   if (optimizer) try {
     torch::serialize::InputArchive archive;
     archive.load_from(optimizer_file.string());

@@ -17,15 +17,14 @@ struct Counts {
 Counts count(const model::ModelConfig& c) {
   Counts n;
   std::vector<double> layers(static_cast<size_t>(std::max<int64_t>(c.num_hidden_layers, 0)), 0.0);
-  const std::string prefix = "model.layers.";
   for (const auto& p : model::checkpoint_shapes(c)) {
     double e = 1;
     for (int64_t s : p.shape) e *= static_cast<double>(s);
     const bool matrix = p.shape.size() == 2;
     n.all += e;
     if (matrix) n.matrices += e;
-    if (p.name.rfind(prefix, 0) == 0) {
-      layers[std::stoul(p.name.substr(prefix.size()))] += e;
+    if (const int64_t layer = model::decoder_layer_of(p.name); layer >= 0) {
+      layers[static_cast<size_t>(layer)] += e;
     } else {
       n.outer += e;
       if (matrix) n.outer_matrices += e;

@@ -187,15 +187,13 @@ void Trainer::setup() {
   if (cfg.quantization) {
     const auto report = quant::inject(*s.student, *cfg.quantization);
     {  // what the step's quantized-weights scope copies: an untied embedding is looked up row by row
-      std::map<std::string, double> per_layer;
+      std::map<int64_t, double> per_layer;
       s.quantized = s.quantized_outer = s.quantized_largest_layer = 0;
       for (const auto& row : report.rows) {
         if (row.name.find("embed_tokens") != std::string::npos && !s.student->config.tie_word_embeddings) continue;
         const double n = static_cast<double>(row.numel);
         s.quantized += n;
-        const std::string prefix = "model.layers.";
-        if (row.name.rfind(prefix, 0) == 0) {
-          const std::string layer = row.name.substr(0, row.name.find('.', prefix.size()));
+        if (const int64_t layer = model::decoder_layer_of(row.name); layer >= 0) {
           s.quantized_largest_layer = std::max(s.quantized_largest_layer, per_layer[layer] += n);
         } else {
           s.quantized_outer += n;
@@ -279,9 +277,6 @@ void Trainer::setup() {
   for (auto it = checkpoints.rbegin(); it != checkpoints.rend() && !latest; ++it) {
     try {
       st = load_checkpoint(it->path, *s.student, s.optimizer.get());
-      if (stage != distributed::ShardingStage::none && !distributed::has_zero_state(it->path))
-        throw FormatError(it->path, "has no sharded optimizer state (written with distributed.sharding: none); "
-                                    "resume it with sharding none");
       s.loader->restore(st.data_state);
       latest = *it;
     } catch (const std::exception& e) {
@@ -435,18 +430,16 @@ TrainSummary Trainer::train() {
     Materialized whole(s.zero.get(), steps_peak_mib);
     s.sync->barrier();
     TrainerState st;
-    {
-      st.step = s.step;
-      st.total_steps = s.total_steps;
-      st.warmup_steps = s.warmup;
-      st.lr = s.last_lr;
-      st.tokens_seen = s.tokens_seen;
-      st.data_state = s.loader->state_json();
-      st.seed = s.cfg.run.seed;
-      st.world_size = s.sync->world_size();
-      st.rows_per_step = s.sync->world_size() * t.micro_batch_size * t.gradient_accumulation_steps;
-      st.elapsed_seconds = s.elapsed_before;
-    }
+    st.step = s.step;
+    st.total_steps = s.total_steps;
+    st.warmup_steps = s.warmup;
+    st.lr = s.last_lr;
+    st.tokens_seen = s.tokens_seen;
+    st.data_state = s.loader->state_json();
+    st.seed = s.cfg.run.seed;
+    st.world_size = s.sync->world_size();
+    st.rows_per_step = s.sync->world_size() * t.micro_batch_size * t.gradient_accumulation_steps;
+    st.elapsed_seconds = s.elapsed_before;
     const CheckpointContents contents{s.cfg.model.student, s.quant_yaml, s.config_yaml};
     if (!s.zero) {
       if (s.io()) s.last_checkpoint = save_checkpoint(s.run_dir, *s.student, *s.optimizer, st, contents, t.keep_last);

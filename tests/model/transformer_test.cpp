@@ -491,6 +491,15 @@ TEST(HfFolder, ShardedSaveWithTokenizerFiles) {
 }  // namespace
 
 // The shapes an export streams without building the model are the built model's, in its order.
+TEST(CheckpointShapes, DecoderLayerOfAName) {
+  EXPECT_EQ(decoder_layer_of("model.layers.0.self_attn.q_proj.weight"), 0);
+  EXPECT_EQ(decoder_layer_of("model.layers.27.mlp.down_proj.weight"), 27);
+  EXPECT_EQ(decoder_layer_of("model.embed_tokens.weight"), -1);
+  EXPECT_EQ(decoder_layer_of("model.norm.weight"), -1);
+  EXPECT_EQ(decoder_layer_of("lm_head.weight"), -1);
+  EXPECT_EQ(decoder_layer_of("model.layers."), -1);
+}
+
 TEST(CheckpointShapes, EqualTheBuiltModelsTensorsForEveryArchitecture) {
   using edgerazor::model::Architecture;
   for (int variant = 0; variant < 5; ++variant) {

@@ -62,13 +62,8 @@ const char* sharding_name(ShardingStage stage);
 
 struct ZeroStats {
   int64_t units = 0;
-  int64_t parameters = 0;          // trainable elements (all units, unpadded)
-  int64_t shard_elements = 0;      // this rank's elements (all units, padded)
-  int64_t largest_unit = 0;        // elements of the largest unit (its flat buffer when gathered)
-  int64_t outer_elements = 0;      // elements of the outer unit
-  int64_t reduced_in_backward = 0;  // last finish_backward(): units reduced by gradient hooks
-  int64_t gathers = 0;              // stage 3: layer gathers since construction
-  int64_t prefetched = 0;           // of which were started ahead of use
+  int64_t parameters = 0;      // trainable elements (all units, unpadded)
+  int64_t shard_elements = 0;  // this rank's elements (all units, padded)
 };
 
 class ZeroOptimizer {
@@ -119,8 +114,5 @@ class ZeroOptimizer {
  private:
   std::unique_ptr<State> state_;
 };
-
-// True when the checkpoint folder holds sharded optimizer state (trainer_state/zero/layout.json).
-bool has_zero_state(const std::string& checkpoint_dir);
 
 }  // namespace edgerazor::distributed

@@ -66,6 +66,10 @@ double parameter_count(const ModelConfig& config);
 void check_weights_fit_in_memory(const ModelConfig& config, double bytes_per_parameter,
                                  const std::string& source = "config.json");
 
+// The decoder layer a parameter or checkpoint tensor belongs to ("model.layers.3.mlp.up_proj.weight"
+// -> 3); -1 for the others (embeddings, final norm, lm_head).
+int64_t decoder_layer_of(const std::string& name);
+
 // One checkpoint tensor the config describes.
 struct ParameterShape {
   std::string name;            // Hugging Face name ("model.layers.0.self_attn.q_proj.weight")

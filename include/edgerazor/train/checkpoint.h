@@ -88,7 +88,8 @@ std::optional<CheckpointInfo> latest_checkpoint(const std::string& run_dir);
 // the CPU RNG state, and returns the trainer state. FormatError naming the file on any mismatch.
 TrainerState load_checkpoint(const std::string& checkpoint_dir, model::CausalLMImpl& student,
                              torch::optim::Optimizer& optimizer);
-// optimizer null: weights, RNG and trainer state only (the caller restores sharded optimizer state).
+// optimizer null: weights, RNG and trainer state only; the checkpoint must hold sharded optimizer
+// state (trainer_state/zero/), which the caller restores (distributed::ZeroOptimizer::load).
 TrainerState load_checkpoint(const std::string& checkpoint_dir, model::CausalLMImpl& student,
                              torch::optim::Optimizer* optimizer);
 TrainerState read_trainer_state(const std::string& checkpoint_dir);
