@@ -8,8 +8,9 @@
 //   edgerazor::runtime::use_caching_cpu_allocator();   // once; the Trainer and the bench call it
 //
 // Sizes are rounded up to a multiple of 1/16 of their power of two (at most 12.5 % slack); a
-// request takes the smallest cached block of at least its size and at most 1/8 more. On a miss the
-// largest cached blocks go back to the system until they cover the new block (so the resident set
+// request takes the smallest cached block of at least its size and at most 1/8 more. On a miss
+// cached blocks of the same kind (heap blocks below 32 MiB, or mapped blocks from 32 MiB up) go back
+// to the system until they cover the new block (so the resident set
 // follows the live tensors instead of growing with every size a step ever used), and the new block,
 // from 32 MiB up, is 2 MiB-aligned with transparent huge pages requested (EDGERAZOR_HUGE_PAGES=0:
 // not), so that faulting it in costs one fault per 2 MiB. When the system refuses an allocation,
@@ -34,6 +35,10 @@ size_t cached_cpu_bytes();
 // peak_live_bytes + the cache + everything outside LibTorch's allocator.
 struct CpuMemoryStats {
   size_t live_bytes = 0, peak_live_bytes = 0, cached_bytes = 0;
+  // Cumulative: blocks of 1 MiB and more taken from the system because no cached block fitted,
+  // and cached blocks given back to make room for them. Both stay near 0 per step once a
+  // training loop is warm; growth means fresh pages (page faults) every step.
+  size_t missed_bytes = 0, evicted_bytes = 0;
 };
 CpuMemoryStats cpu_memory_stats();
 void reset_peak_live_bytes();  // peak := live
