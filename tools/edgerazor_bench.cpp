@@ -438,14 +438,15 @@ int run_step(StepArgs& a) {
     j["sys_ms"] = u1.sys_ms - u0.sys_ms;
     j["minor_faults"] = u1.minor_faults - u0.minor_faults;
     const auto alloc1 = edgerazor::runtime::cpu_memory_stats();
-    j["cache_missed_mb"] = (alloc1.missed_bytes - alloc0.missed_bytes) / (1024.0 * 1024.0);
+    const double missed_mib = (alloc1.missed_bytes - alloc0.missed_bytes) / (1024.0 * 1024.0);
+    j["cache_missed_mb"] = missed_mib;
     j["cache_evicted_mb"] = (alloc1.evicted_bytes - alloc0.evicted_bytes) / (1024.0 * 1024.0);
     for (int p = 0; p < kNumPhases; ++p) j["phases_ms"][kPhases[p]] = phase_ms[p];
     if (a.json) {
       std::cout << j.dump() << std::endl;
     } else {
       std::fprintf(stderr, "step %d: %.1f ms, loss %.4f, %ld page faults, %.0f MiB new blocks%s\n", i, ms, last_loss,
-                   u1.minor_faults - u0.minor_faults, j["cache_missed_mb"].get<double>(),
+                   u1.minor_faults - u0.minor_faults, missed_mib,
                    i == 0 && a.steps > 1 ? " (warm-up)" : "");
     }
     if (i > 0 || a.steps == 1) {

@@ -1,5 +1,7 @@
 #include "edgerazor/runtime/caching_allocator.h"
 
+#include "edgerazor/runtime/runtime.h"
+
 #include <c10/core/Allocator.h>
 #include <torch/version.h>
 #include <sys/mman.h>
@@ -50,7 +52,6 @@ size_t cache_limit_bytes() {
 void release_cached_blocks();
 
 constexpr size_t kHugePage = size_t(2) << 20;
-constexpr size_t kHugePageMin = size_t(32) << 20;
 
 // Blocks of 32 MiB and more (those glibc maps instead of carving from its heap, and unmaps when
 // they are freed) are 2 MiB-aligned and marked for transparent huge pages (madvise(MADV_HUGEPAGE);
@@ -68,7 +69,7 @@ bool huge_pages_enabled() {
 
 // posix_memalign; when it fails, gives the cached blocks back to the system and tries once more.
 void* system_alloc(size_t n) {
-  const bool huge = n >= kHugePageMin && huge_pages_enabled();
+  const bool huge = n >= kHeapBlockLimit && huge_pages_enabled();  // the mapped blocks
   const size_t alignment = huge ? kHugePage : kAlignment;
   void* p = nullptr;
   if (posix_memalign(&p, alignment, std::max<size_t>(n, kAlignment)) != 0) {
@@ -109,12 +110,11 @@ void* take_block(Cache& c, size_t size, size_t* block_size) {
 // block: the memory the new block takes is then memory the process already had, so the resident
 // set stays near the live tensors' peak instead of growing by every size class a step ever used.
 // One block that covers it when there is one (the smallest such), else the largest ones: a small
-// miss does not throw away a large block that the next phase reuses. Blocks below kHugePageMin
-// (carved from glibc's heap, which keeps their pages) make room only for blocks of their own kind:
-// giving back a mapped block for a heap one saves nothing, and the mapped block is faulted in again
-// (one fault per 4 KiB page, ~10 us each on these VMs) when its size comes back, as it does every
-// step (a 1 MiB miss used to evict a 297 MiB logits-sized block: 2.2 GB of faults per Qwen3-0.6B
-// step). Returns the blocks to free outside the lock. Caller holds the lock.
+// miss does not throw away a large block that the next phase reuses. Only blocks of the request's
+// own kind (heap below kHeapBlockLimit, mapped from it up) make room: giving back a mapped block
+// for a heap one saves nothing, and the mapped block is faulted in again (one fault per 4 KiB page,
+// ~10 us each on these VMs) when its size comes back, as it does every step (a 1 MiB miss used to
+// evict a 297 MiB logits-sized block: 2.2 GB of faults per Qwen3-0.6B step). Returns the blocks to free outside the lock. Caller holds the lock.
 std::vector<void*> evict_for(Cache& c, size_t size) {
   std::vector<void*> out;
   auto pop = [&](std::map<size_t, std::vector<void*>>::iterator it) {
@@ -128,9 +128,9 @@ std::vector<void*> evict_for(Cache& c, size_t size) {
   };
   // The free lists of the request's kind are [first, last) (re-read after each pop: an emptied
   // list is erased).
-  const bool mapped = size >= kHugePageMin;
-  auto first = [&] { return mapped ? c.free_lists.lower_bound(kHugePageMin) : c.free_lists.begin(); };
-  auto last = [&] { return mapped ? c.free_lists.end() : c.free_lists.lower_bound(kHugePageMin); };
+  const bool mapped = size >= kHeapBlockLimit;
+  auto first = [&] { return mapped ? c.free_lists.lower_bound(kHeapBlockLimit) : c.free_lists.begin(); };
+  auto last = [&] { return mapped ? c.free_lists.end() : c.free_lists.lower_bound(kHeapBlockLimit); };
   const auto cover = c.free_lists.lower_bound(size);
   if (cover != last()) {
     pop(cover);

@@ -73,7 +73,7 @@ void configure_allocator() {
   // glibc serves blocks above 128 KiB-32 MiB with fresh mmap()s and returns them on free, so each
   // training step page-faults its large temporaries in again (~500k faults, 23 % of CPU time in
   // bench/README.md). Keeping them in the heap removed that: -28 % step time, same peak RSS.
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_MMAP_THRESHOLD, static_cast<int>(kHeapBlockLimit));
   mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
 }
 

@@ -11,7 +11,7 @@ TEST(CachingCpuAllocator, ASmallMissDoesNotEvictAMappedBlock) {
   if (!rt::use_caching_cpu_allocator()) GTEST_SKIP() << "EDGERAZOR_CACHING_ALLOCATOR=0";
   const int64_t large = int64_t{40} << 20, small = int64_t{1} << 20;  // bytes
   at::empty({large}, at::kByte);  // allocated and freed: now cached
-  // A size no cached block fits (1 MiB classes step by 64 KiB): a miss.
+  // An odd size between 1 and 2 MiB (classes of 128 KiB there), normally a miss.
   const auto before_small = rt::cpu_memory_stats();
   at::Tensor odd = at::empty({small + 3 * 65536 + 17}, at::kByte);
   const auto after_small = rt::cpu_memory_stats();

@@ -9,9 +9,9 @@
 //
 // Sizes are rounded up to a multiple of 1/16 of their power of two (at most 12.5 % slack); a
 // request takes the smallest cached block of at least its size and at most 1/8 more. On a miss
-// cached blocks of the same kind (heap blocks below 32 MiB, or mapped blocks from 32 MiB up) go back
-// to the system until they cover the new block (so the resident set
-// follows the live tensors instead of growing with every size a step ever used), and the new block,
+// cached blocks of its own kind (heap below 32 MiB, mapped from 32 MiB up: runtime::kHeapBlockLimit)
+// go back to the system until they cover the new block (so the resident set follows the live
+// tensors instead of growing with every size a step ever used), and the new block,
 // from 32 MiB up, is 2 MiB-aligned with transparent huge pages requested (EDGERAZOR_HUGE_PAGES=0:
 // not), so that faulting it in costs one fault per 2 MiB. When the system refuses an allocation,
 // the cache is given back and the allocation retried once. The cache holds at most

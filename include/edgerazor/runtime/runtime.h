@@ -13,6 +13,8 @@
 // slower than 1 thread (bench/README.md, "Threads on a busy machine").
 #pragma once
 
+#include <cstddef>
+
 namespace edgerazor::runtime {
 
 // Number of logical cores this process may use (sched affinity, not the machine total).
@@ -37,9 +39,12 @@ void adapt_threads();
 int threads_beside_load(int cores, double other_busy);
 
 // Allocator: keeps large temporaries in glibc's heap instead of a fresh mmap per allocation
-// (M_MMAP_THRESHOLD 32 MiB, no trimming), which removes most page faults of a training step.
-// Applied when the library loads unless EDGERAZOR_MALLOC_TUNING=0.
+// (M_MMAP_THRESHOLD kHeapBlockLimit, no trimming), which removes most page faults of a training
+// step. Applied when the library loads unless EDGERAZOR_MALLOC_TUNING=0.
 void configure_allocator();
+// Blocks below this come from glibc's heap (which keeps their pages once touched); from it up they
+// are mapped and unmapped per block. The caching allocator keeps the two kinds apart.
+inline constexpr size_t kHeapBlockLimit = size_t{32} << 20;
 
 // Warns (once, at load) when fp32 GEMMs go through OpenBLAS's pthread build while LibTorch runs
 // more than one OpenMP thread: the two pools fight over the cores.
