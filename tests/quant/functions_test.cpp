@@ -257,5 +257,50 @@ TEST(Strategies, CustomRuleIsAFewLines) {
   EXPECT_EQ(mask_string(q.int4_groups, 4, 2), "00|00|00|11");
 }
 
+// Large tensors are fake-quantized in chunks of whole groups (fake_quantize); the result must be
+// the one-pass ATen composition's bit for bit, in fp32 and bf16, for row-following blocks, blocks
+// across rows (case 2), padded blocks (case 3) and per-token groups.
+at::Tensor one_pass(const at::Tensor& w, const std::string& function, int64_t block) {
+  const QuantSpec spec = spec_for(function, block, -1, -1, 1e-5);
+  const bool per_token = spec.granularity == config::Granularity::kToken;
+  const at::Tensor groups = per_token ? w : to_blocks(w, spec.block_size, /*allow_padding=*/true);
+  at::Tensor codes, scales;
+  if (spec.rule == config::QuantRule::kTernaryAbsmean) {
+    scales = absmean_scale(groups, spec.scale_factor, spec.eps);
+    codes = groups.div(scales).round().clamp(-1, 1);
+  } else {
+    scales = absmax_scale(groups, spec.qmax, spec.eps);
+    codes = groups.div(scales).round().clamp(-spec.qmax, spec.qmax);
+  }
+  const at::Tensor values = codes.mul(scales);
+  return per_token ? values.reshape(w.sizes()) : from_blocks(values, w.sizes());
+}
+
+TEST(Chunked, LargeTensorsMatchOnePassBitForBit) {
+  at::manual_seed(7);
+  struct Case {
+    std::vector<int64_t> shape;
+    const char* function;
+    int64_t block;
+  };
+  const std::vector<Case> cases = {
+      {{4099, 1024}, kTernary, 256},                                              // blocks in rows
+      {{2053, 1000}, kTernary, 250},                                              // ragged last chunk
+      {{3000, 700}, kTernary, 256},                                               // case 2: across rows
+      {{3001, 701}, kTernary, 256},                                               // case 3: padded
+      {{2500, 1024}, kA8, 256},                                                   // A8 absmax
+      {{2, 1300, 1024}, "state_quant_uniform_symmetric_absmax_per_token_int8", -1},  // per token
+  };
+  for (const auto& c : cases) {
+    for (const auto dtype : {at::kFloat, at::kBFloat16}) {
+      const at::Tensor w = (at::randn(c.shape) * 0.05).to(dtype);
+      const at::Tensor chunked = fake_quantize(w, spec_for(c.function, c.block, -1, -1, 1e-5));
+      const at::Tensor reference = one_pass(w, c.function, c.block);
+      ASSERT_EQ(chunked.sizes(), w.sizes());
+      EXPECT_TRUE(at::equal(chunked, reference)) << c.function << " " << w.sizes() << " " << dtype;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace edgerazor::quant
