@@ -5,6 +5,9 @@
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/autograd.h>
 
+#include <algorithm>
+#include <limits>
+
 #include "edgerazor/runtime/autocast.h"
 
 namespace edgerazor::model {
@@ -52,18 +55,94 @@ class RecomputedAttention : public torch::autograd::Function<RecomputedAttention
   }
 };
 
+// ---- causal attention in query blocks ----------------------------------------------------------
+
+// Scores of queries [i0, i0 + n) against keys [0, i0 + n) (T == S, plain causal): (B, H, n, L)
+// fp32 probabilities, with the op order and dtypes of attention_probs; the keys after a query
+// (inside the block's diagonal square) get -inf before the softmax.
+at::Tensor causal_block_probs(const at::Tensor& q, const at::Tensor& k, int64_t i0, int64_t n, double scale) {
+  const int64_t L = i0 + n;
+  at::Tensor scores = (at::matmul(q.narrow(2, i0, n), k.narrow(2, 0, L).transpose(-2, -1)) * scale).to(at::kFloat);
+  const at::Tensor r = at::arange(n, scores.options().dtype(at::kLong));
+  const at::Tensor above = r.unsqueeze(0) > r.unsqueeze(1);  // (n, n): key after query
+  scores.narrow(-1, i0, n).masked_fill_(above, -std::numeric_limits<float>::infinity());
+  return at::_softmax(scores, -1, /*half_to_float=*/false);
+}
+
+class BlockedCausalAttention : public torch::autograd::Function<BlockedCausalAttention> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
+                            const at::Tensor& v, double scale, int64_t block) {
+    ctx->save_for_backward({q, k, v});
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["block"] = block;
+    const int64_t T = q.size(2);
+    at::Tensor out = at::empty(q.sizes(), q.options());
+    for (int64_t i0 = 0; i0 < T; i0 += block) {
+      const int64_t n = std::min(block, T - i0);
+      const at::Tensor probs = causal_block_probs(q, k, i0, n, scale).to(q.scalar_type());
+      out.narrow(2, i0, n).copy_(at::matmul(probs, v.narrow(2, 0, i0 + n)));
+    }
+    return out;
+  }
+
+  // Per block, RecomputedAttention's backward on the block's rows; the key and value gradients
+  // sum over blocks in fp32 and are rounded once.
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2];
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const int64_t block = ctx->saved_data["block"].toInt(), T = q.size(2);
+    const at::Tensor grad_out = grads[0].contiguous();
+    at::Tensor grad_q = at::empty(q.sizes(), q.options());
+    at::Tensor grad_k = at::zeros(k.sizes(), k.options().dtype(at::kFloat));
+    at::Tensor grad_v = at::zeros(v.sizes(), v.options().dtype(at::kFloat));
+    for (int64_t i0 = 0; i0 < T; i0 += block) {
+      const int64_t n = std::min(block, T - i0), L = i0 + n;
+      const at::Tensor probs32 = causal_block_probs(q, k, i0, n, scale);
+      const at::Tensor probs = probs32.to(q.scalar_type());
+      const at::Tensor g = grad_out.narrow(2, i0, n);
+      grad_v.narrow(2, 0, L).add_(at::matmul(probs.transpose(-2, -1), g));
+      const at::Tensor grad_probs = at::matmul(g, v.narrow(2, 0, L).transpose(-2, -1)).to(at::kFloat);
+      const at::Tensor grad_scores =
+          at::_softmax_backward_data(grad_probs, probs32, -1, at::kFloat).to(q.scalar_type()) * scale;
+      grad_q.narrow(2, i0, n).copy_(at::matmul(grad_scores, k.narrow(2, 0, L)));
+      grad_k.narrow(2, 0, L).add_(at::matmul(grad_scores.transpose(-2, -1), q.narrow(2, i0, n)));
+    }
+    return {grad_q, grad_k.to(k.scalar_type()), grad_v.to(v.scalar_type()), at::Tensor(), at::Tensor()};
+  }
+};
+
+// Under CPU autocast the matmuls would run in its dtype: cast here (differentiably) and keep
+// autocast out, so that the recomputation in backward (no autocast there) sees the same inputs.
+struct CastForAutocast {
+  at::Tensor q, k, v;
+  CastForAutocast(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in) : q(q_in), k(k_in), v(v_in) {
+    if (const auto dtype = runtime::cpu_autocast_dtype(); dtype && q.device().is_cpu()) {
+      q = q.to(*dtype);
+      k = k.to(*dtype);
+      v = v.to(*dtype);
+    }
+  }
+};
+
 }  // namespace
+
+at::Tensor blocked_causal_attention(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
+                                    double scale, int64_t block) {
+  TORCH_CHECK(q_in.dim() == 4 && q_in.sizes() == k_in.sizes() && k_in.sizes() == v_in.sizes() && block > 0,
+              "blocked_causal_attention: q, k, v must be (B, H, T, D) alike, got ", q_in.sizes(), " ", k_in.sizes(),
+              " ", v_in.sizes());
+  const CastForAutocast in(q_in, k_in, v_in);
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKeySet(c10::DispatchKey::AutocastCPU));
+  return BlockedCausalAttention::apply(in.q, in.k, in.v, scale, block);
+}
 
 at::Tensor attention_core(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
                           const at::Tensor& mask, double scale, bool recompute_in_backward) {
-  // Under CPU autocast the matmuls would run in its dtype: cast here (differentiably) and keep
-  // autocast out, so that the recomputation in backward (no autocast there) sees the same inputs.
-  at::Tensor q = q_in, k = k_in, v = v_in;
-  if (const auto dtype = runtime::cpu_autocast_dtype(); dtype && q.device().is_cpu()) {
-    q = q.to(*dtype);
-    k = k.to(*dtype);
-    v = v.to(*dtype);
-  }
+  const CastForAutocast in(q_in, k_in, v_in);
+  const at::Tensor &q = in.q, &k = in.k, &v = in.v;
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKeySet(c10::DispatchKey::AutocastCPU));
   const c10::optional<at::Tensor> m = mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt;
   if (recompute_in_backward) return RecomputedAttention::apply(q, k, v, m, scale);

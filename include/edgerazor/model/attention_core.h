@@ -18,4 +18,12 @@ namespace edgerazor::model {
 at::Tensor attention_core(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
                           double scale, bool recompute_in_backward);
 
+// Plain causal attention (T == S, no other mask) of the same maths, computed `block` queries at a
+// time against only the keys they see: ~half the score FLOPs and softmax work of the full square,
+// and no (B, H, T, S) tensor (a block's (B, H, block, S) scores at most). Backward recomputes each
+// block's probabilities; key and value gradients sum over blocks in fp32. On CPU it runs the
+// causal case 1.4-2x faster than libtorch 2's fused flash-attention kernel (bench/README.md).
+at::Tensor blocked_causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
+                                    int64_t block);
+
 }  // namespace edgerazor::model
