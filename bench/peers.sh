@@ -13,9 +13,8 @@
 #   compile    the same under torch.compile (default mode; the compiling first step is the warm-up)
 #   torchao    the student from torchao QAT fake quantizers (int2 weights, int8 dynamic activations) + the same KD loss
 # The Python peers run at their best: on the project's pinned torch (bench/install_peers.sh adds
-# torchao over .venv), glibc told to keep freed memory (MALLOC_MMAP_THRESHOLD_=32 MiB,
-# MALLOC_TRIM_THRESHOLD_ off, MALLOC_TOP_PAD_ 64 MiB: without it eager spends most of a step in page
-# faults on these VMs), torch.set_num_threads = ours (--threads, default all cores). --w-block,
+# torchao over .venv), tcmalloc preloaded (PEER_MALLOC below: glibc's own settings cost them most of
+# a step in page faults on these VMs), torch.set_num_threads = ours (--threads, default all cores). --w-block,
 # --a-block and --kv-block are the Python peers' alone (they must match --quant's blocks).
 # Every program runs under bench/run_limited.py with LIMIT_MB (default 22528, 22 GiB of the 24):
 # one that goes above is killed and reported as not fitting, with the size it had reached.
@@ -38,8 +37,23 @@ done
 cpp_args+=(--threads "$threads") py_args+=(--threads "$threads")
 [ -x "$bin" ] || { echo "peers.sh: $bin not found; build it first (scripts/build.sh)" >&2; exit 1; }
 py="$(sh "$here/bench/install_peers.sh")"
-best_env=(env MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=18446744073709551615 MALLOC_TOP_PAD_=67108864
-  PYTHONWARNINGS=ignore TORCH_CPP_LOG_LEVEL=ERROR)
+# The Python peers' allocator (PEER_MALLOC): tcmalloc preloaded (default: the fastest for them),
+# jemalloc preloaded, both told never to give freed memory back (Debian's libtcmalloc-minimal4 /
+# libjemalloc2, installed by bench/install_peers.sh), or glibc told to keep freed memory. glibc
+# maps every block of 32 MiB and more (its largest mmap threshold) afresh each time, so on these
+# VMs the Qwen3-0.6B step under torch.compile took 17.2 s with it, 12.7 s with jemalloc and
+# 9.3 s with tcmalloc (bench/README.md).
+lib=/usr/lib/x86_64-linux-gnu
+case "${PEER_MALLOC:-tcmalloc}" in
+  glibc) malloc_env=(MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=18446744073709551615 MALLOC_TOP_PAD_=67108864) ;;
+  jemalloc) malloc_env=(LD_PRELOAD="$lib/libjemalloc.so.2" MALLOC_CONF="dirty_decay_ms:-1,muzzy_decay_ms:-1") ;;
+  tcmalloc) malloc_env=(LD_PRELOAD="$lib/libtcmalloc_minimal.so.4" TCMALLOC_RELEASE_RATE=0) ;;
+  *) echo "peers.sh: PEER_MALLOC must be glibc, jemalloc or tcmalloc, got '$PEER_MALLOC'" >&2; exit 2 ;;
+esac
+for f in "${malloc_env[@]}"; do
+  case "$f" in LD_PRELOAD=*) [ -e "${f#LD_PRELOAD=}" ] || { echo "peers.sh: ${f#LD_PRELOAD=} not found (bench/install_peers.sh installs it)" >&2; exit 1; } ;; esac
+done
+best_env=(env "${malloc_env[@]}" PYTHONWARNINGS=ignore TORCH_CPP_LOG_LEVEL=ERROR)
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
@@ -67,8 +81,8 @@ print(json.dumps(r))' "$line" "$peer" "$out/limit.json" "$reason" >>"$out/all.js
 done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-"$py" - "$out/all.jsonl" "$peers" "$load_before" "$load_after" "${RESULTS:-}" <<'PY'
-import json, statistics, sys
+PEER_MALLOC_USED="${PEER_MALLOC:-tcmalloc}" "$py" - "$out/all.jsonl" "$peers" "$load_before" "$load_after" "${RESULTS:-}" <<'PY'
+import json, os, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 order, load_before, load_after, results = sys.argv[2].split(), sys.argv[3], sys.argv[4], sys.argv[5]
 by = {p: [r for r in rows if r["peer"] == p] for p in order}
@@ -103,9 +117,10 @@ ours = next((t for t in table if t["peer"] == "edgerazor" and t["fits"]), None)
 peers = [t for t in table if t["peer"] != "edgerazor" and t["fits"]]
 best = max(peers, key=lambda t: t["tokens_per_s"]) if peers else None
 cfg = (ours or (peers[0] if peers else {})).get("config", {})
-lines = ["config: %s, dtype %s, %s threads, %d round(s); load average %s -> %s" % (
+peer_malloc = os.environ.get("PEER_MALLOC_USED", "?")
+lines = ["config: %s, dtype %s, %s threads, %d round(s); Python peers' allocator: %s; load average %s -> %s" % (
     json.dumps(cfg), (ours or best or {}).get("dtype", "?"), (ours or best or {}).get("threads", "?"),
-    max([t.get("rounds", 0) for t in table] + [0]), load_before, load_after), "",
+    max([t.get("rounds", 0) for t in table] + [0]), peer_malloc, load_before, load_after), "",
     "| program | step ms (median) | step ms (min) | tokens/s (median) | edgerazor vs it | peak RSS MiB | its RSS / edgerazor's | MFU | teacher | student fwd | loss fwd | backward | optimizer | loss |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 for t in table:
@@ -127,7 +142,8 @@ if ours and best:
         best["peer"], verdict["speedup_vs_best"], verdict["rss_vs_best"], 100 * ours["mfu"], peak)]
 text = "\n".join(lines)
 print(text)
-doc = {"peers": table, "verdict": verdict, "load_average": {"before": load_before, "after": load_after}}
+doc = {"peers": table, "verdict": verdict, "python_peers_malloc": peer_malloc,
+       "load_average": {"before": load_before, "after": load_after}}
 if results:
     open(results + ".md", "w").write(text + "\n")
     open(results + ".json", "w").write(json.dumps(doc, indent=1) + "\n")

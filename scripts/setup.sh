@@ -27,6 +27,9 @@ PACKAGES=(
   # Nothing links Debian's libgloo (the wheel's libtorch_cpu carries its own Gloo); see
   # src/distributed/process_group.cpp for why only pointer-typed Gloo members cross that header.
   libgloo-dev
+  # The allocators bench/peers.sh preloads into the Python peers (PEER_MALLOC; tcmalloc by default).
+  libtcmalloc-minimal4
+  libjemalloc2
 )
 
 SUDO=""

@@ -94,6 +94,7 @@ class BlockedCausalAttention : public torch::autograd::Function<BlockedCausalAtt
     const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2];
     const double scale = ctx->saved_data["scale"].toDouble();
     const int64_t block = ctx->saved_data["block"].toInt(), T = q.size(2);
+    if (!grads[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
     const at::Tensor grad_out = grads[0].contiguous();
     at::Tensor grad_q = at::empty(q.sizes(), q.options());
     at::Tensor grad_k = at::zeros(k.sizes(), k.options().dtype(at::kFloat));
