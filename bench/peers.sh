@@ -39,20 +39,20 @@ cpp_args+=(--threads "$threads") py_args+=(--threads "$threads")
 py="$(sh "$here/bench/install_peers.sh")"
 # The Python peers' allocator (PEER_MALLOC): tcmalloc preloaded (default: the fastest for them),
 # jemalloc preloaded, both told never to give freed memory back (Debian's libtcmalloc-minimal4 /
-# libjemalloc2, installed by bench/install_peers.sh), or glibc told to keep freed memory. glibc
-# maps every block of 32 MiB and more (its largest mmap threshold) afresh each time, so on these
-# VMs the Qwen3-0.6B step under torch.compile took 17.2 s with it, 12.7 s with jemalloc and
-# 9.3 s with tcmalloc (bench/README.md).
+# libjemalloc2, installed by scripts/setup.sh), or glibc told to keep freed memory. glibc maps
+# every block of 32 MiB and more (its largest mmap threshold) afresh each time, so on these VMs the
+# Qwen3-0.6B step under torch.compile took 17.2 s with it, 12.7 s with jemalloc and 9.3 s with
+# tcmalloc (bench/README.md).
+peer_malloc="${PEER_MALLOC:-tcmalloc}"
 lib=/usr/lib/x86_64-linux-gnu
-case "${PEER_MALLOC:-tcmalloc}" in
+preload=""
+case "$peer_malloc" in
   glibc) malloc_env=(MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=18446744073709551615 MALLOC_TOP_PAD_=67108864) ;;
-  jemalloc) malloc_env=(LD_PRELOAD="$lib/libjemalloc.so.2" MALLOC_CONF="dirty_decay_ms:-1,muzzy_decay_ms:-1") ;;
-  tcmalloc) malloc_env=(LD_PRELOAD="$lib/libtcmalloc_minimal.so.4" TCMALLOC_RELEASE_RATE=0) ;;
-  *) echo "peers.sh: PEER_MALLOC must be glibc, jemalloc or tcmalloc, got '$PEER_MALLOC'" >&2; exit 2 ;;
+  jemalloc) preload="$lib/libjemalloc.so.2"; malloc_env=(LD_PRELOAD="$preload" MALLOC_CONF="dirty_decay_ms:-1,muzzy_decay_ms:-1") ;;
+  tcmalloc) preload="$lib/libtcmalloc_minimal.so.4"; malloc_env=(LD_PRELOAD="$preload" TCMALLOC_RELEASE_RATE=0) ;;
+  *) echo "peers.sh: PEER_MALLOC must be glibc, jemalloc or tcmalloc, got '$peer_malloc'" >&2; exit 2 ;;
 esac
-for f in "${malloc_env[@]}"; do
-  case "$f" in LD_PRELOAD=*) [ -e "${f#LD_PRELOAD=}" ] || { echo "peers.sh: ${f#LD_PRELOAD=} not found (bench/install_peers.sh installs it)" >&2; exit 1; } ;; esac
-done
+[ -z "$preload" ] || [ -e "$preload" ] || { echo "peers.sh: $preload not found (scripts/setup.sh installs it)" >&2; exit 1; }
 best_env=(env "${malloc_env[@]}" PYTHONWARNINGS=ignore TORCH_CPP_LOG_LEVEL=ERROR)
 
 out="$(mktemp -d)"
@@ -81,10 +81,10 @@ print(json.dumps(r))' "$line" "$peer" "$out/limit.json" "$reason" >>"$out/all.js
 done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-PEER_MALLOC_USED="${PEER_MALLOC:-tcmalloc}" "$py" - "$out/all.jsonl" "$peers" "$load_before" "$load_after" "${RESULTS:-}" <<'PY'
-import json, os, statistics, sys
+"$py" - "$out/all.jsonl" "$peers" "$load_before" "$load_after" "${RESULTS:-}" "$peer_malloc" <<'PY'
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-order, load_before, load_after, results = sys.argv[2].split(), sys.argv[3], sys.argv[4], sys.argv[5]
+order, load_before, load_after, results, peer_malloc = sys.argv[2].split(), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 by = {p: [r for r in rows if r["peer"] == p] for p in order}
 ok = lambda r: "tokens_per_s" in r and not r["limit"]["killed_over_limit"] and r["limit"]["exit_code"] == 0
 def summary(p):
@@ -117,7 +117,6 @@ ours = next((t for t in table if t["peer"] == "edgerazor" and t["fits"]), None)
 peers = [t for t in table if t["peer"] != "edgerazor" and t["fits"]]
 best = max(peers, key=lambda t: t["tokens_per_s"]) if peers else None
 cfg = (ours or (peers[0] if peers else {})).get("config", {})
-peer_malloc = os.environ.get("PEER_MALLOC_USED", "?")
 lines = ["config: %s, dtype %s, %s threads, %d round(s); Python peers' allocator: %s; load average %s -> %s" % (
     json.dumps(cfg), (ours or best or {}).get("dtype", "?"), (ours or best or {}).get("threads", "?"),
     max([t.get("rounds", 0) for t in table] + [0]), peer_malloc, load_before, load_after), "",

@@ -313,12 +313,12 @@ bool per_group_rule(const QuantSpec& spec, const at::Tensor& groups) {
 
 at::Tensor fake_quantize(const at::Tensor& input, const QuantSpec& spec) {
   const Grouped g = group(input, spec);
-  const int64_t group_len = g.groups.dim() >= 1 ? g.groups.size(-1) : 0;
-  const int64_t chunk_groups = group_len > 0 ? std::max<int64_t>(1, kChunkElements / group_len) : 0;
   if (!per_group_rule(spec, g.groups) || g.groups.numel() < 2 * kChunkElements) {
     Computed c = compute(g.groups, g, spec);
     return ungroup(c.codes.mul(c.scales), input, spec);
   }
+  const int64_t group_len = g.groups.size(-1);
+  const int64_t chunk_groups = std::max<int64_t>(1, kChunkElements / group_len);
   // Chunks of whole groups: each element sees the same ops as in one pass over the tensor, and
   // each group's reduction the same order (rows are reduced independently), so the result is
   // bit-identical to it (tests/quant: the spec vectors and the one-pass comparison).

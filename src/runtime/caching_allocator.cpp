@@ -114,7 +114,8 @@ void* take_block(Cache& c, size_t size, size_t* block_size) {
 // own kind (heap below kHeapBlockLimit, mapped from it up) make room: giving back a mapped block
 // for a heap one saves nothing, and the mapped block is faulted in again (one fault per 4 KiB page,
 // ~10 us each on these VMs) when its size comes back, as it does every step (a 1 MiB miss used to
-// evict a 297 MiB logits-sized block: 2.2 GB of faults per Qwen3-0.6B step). Returns the blocks to free outside the lock. Caller holds the lock.
+// evict a 297 MiB logits-sized block: 2.2 GB of faults per Qwen3-0.6B step). Returns the blocks
+// to free outside the lock. Caller holds the lock.
 std::vector<void*> evict_for(Cache& c, size_t size) {
   std::vector<void*> out;
   auto pop = [&](std::map<size_t, std::vector<void*>>::iterator it) {
