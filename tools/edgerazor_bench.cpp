@@ -404,8 +404,10 @@ int run_step(StepArgs& a) {
   edgerazor::quant::inject(*b.student, quant);
   b.objective = edgerazor::distill::DistillObjective(objective_options());
   b.params = b.student->parameters();
-  b.optimizer = std::make_unique<edgerazor::train::FusedAdamW>(  // the trainer's AdamW (make_adamw)
+  auto adamw = std::make_unique<edgerazor::train::FusedAdamW>(  // the trainer's AdamW (make_adamw)
       b.params, torch::optim::AdamWOptions(2e-5).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.01));
+  adamw->allocate_state();  // as the trainer does when training starts
+  b.optimizer = std::move(adamw);
   b.input_ids = at::randint(0, a.vocab, {a.batch, a.seq}, at::kLong).to(g_device);
   b.labels = b.input_ids.clone();  // the objective shifts them (logits at t predict t + 1)
 

@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include "../runtime/openmp_required.h"
 #include <ATen/autocast_mode.h>
 #include <c10/core/DeviceGuard.h>
 

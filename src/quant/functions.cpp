@@ -3,11 +3,14 @@
 #include "edgerazor/quant/functions.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include "../runtime/openmp_required.h"
 
 #include <map>
 #include <mutex>
 
 #include "edgerazor/core/error.h"
+#include "edgerazor/quant/fake_quant_kernel.h"
 
 namespace edgerazor::quant {
 
@@ -309,26 +312,79 @@ bool per_group_rule(const QuantSpec& spec, const at::Tensor& groups) {
   return spec.granularity != Granularity::kTensor && groups.dim() >= 2 && groups.size(-1) > 0;
 }
 
+// The code limit Q of rules whose codes are clamp(round(x / s), -Q, Q), or 0 for the others
+// (asymmetric, mixed). Their division, rounding, clamping and scaling run as one pass over the
+// group rows (fake_quant_kernel.h), bit-identical to those four ATen ops, after ATen computes the
+// scales: ~2 passes over memory instead of ~6.
+float fused_code_limit(const QuantSpec& spec) {
+  switch (spec.rule) {
+    case QuantRule::kTernaryAbsmean: return 1.0f;
+    case QuantRule::kTernaryAbsmax:
+    case QuantRule::kSymmetricAbsmax: return static_cast<float>(spec.qmax);
+    default: return 0.0f;
+  }
+}
+
+bool fusable_rows(const at::Tensor& groups) {
+  const auto dt = groups.scalar_type();
+  return groups.device().is_cpu() && (dt == at::kFloat || dt == at::kBFloat16) && groups.is_contiguous() &&
+         groups.dim() >= 1 && groups.size(-1) > 0;
+}
+
+at::Tensor scales_of(const at::Tensor& groups, const QuantSpec& spec) {
+  return spec.rule == QuantRule::kTernaryAbsmean ? absmean_scale(groups, spec.scale_factor, spec.eps)
+                                                 : absmax_scale(groups, spec.qmax, spec.eps);
+}
+
+// out (rows, len) = fake quantization of rows (rows, len) with scales (rows, 1), same dtype.
+void fused_fake_quant(const at::Tensor& rows, const at::Tensor& scales, at::Tensor& out, float limit) {
+  const int64_t len = rows.size(1);
+  const bool bf16 = rows.scalar_type() == at::kBFloat16;
+  const auto u16 = [](const at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); };
+  // ~16K elements a task: enough work per thread wake-up, many tasks per tensor.
+  at::parallel_for(0, rows.size(0), std::max<int64_t>(1, (int64_t{1} << 14) / len), [&](int64_t b, int64_t e) {
+    if (bf16)
+      fake_quant_rows_bf16(u16(rows) + b * len, u16(scales) + b, u16(out) + b * len, e - b, len, limit);
+    else
+      fake_quant_rows_f32(rows.data_ptr<float>() + b * len, scales.data_ptr<float>() + b,
+                          out.data_ptr<float>() + b * len, e - b, len, limit);
+  });
+}
+
+// rows (n, len) -> out (n, len): ATen's scales, then the fused pass or ATen's codes.
+void fake_quantize_rows(const at::Tensor& rows, const Grouped& g, const QuantSpec& spec, bool fused,
+                        at::Tensor& out) {
+  if (fused) {
+    const at::Tensor scales = scales_of(rows, spec).contiguous();
+    fused_fake_quant(rows, scales, out, fused_code_limit(spec));
+    return;
+  }
+  const Computed c = compute(rows, g, spec);
+  at::mul_out(out, c.codes, c.scales);
+}
+
 }  // namespace
 
 at::Tensor fake_quantize(const at::Tensor& input, const QuantSpec& spec) {
   const Grouped g = group(input, spec);
-  if (!per_group_rule(spec, g.groups) || g.groups.numel() < 2 * kChunkElements) {
+  const bool fused = fused_code_limit(spec) > 0 && fusable_rows(g.groups);
+  const bool chunked = per_group_rule(spec, g.groups) && g.groups.numel() >= 2 * kChunkElements;
+  if (!fused && !chunked) {
     Computed c = compute(g.groups, g, spec);
     return ungroup(c.codes.mul(c.scales), input, spec);
   }
   const int64_t group_len = g.groups.size(-1);
-  const int64_t chunk_groups = std::max<int64_t>(1, kChunkElements / group_len);
-  // Chunks of whole groups: each element sees the same ops as in one pass over the tensor, and
-  // each group's reduction the same order (rows are reduced independently), so the result is
-  // bit-identical to it (tests/quant: the spec vectors and the one-pass comparison).
   const at::Tensor rows = g.groups.reshape({-1, group_len});
   at::Tensor out = at::empty_like(rows, at::MemoryFormat::Contiguous);
+  // Chunks of whole groups: each element sees the same ops as in one pass over the tensor, and
+  // each group's reduction the same order (rows are reduced independently), so the result is
+  // bit-identical to it (tests/quant: the spec vectors and the one-pass comparison). A per-tensor
+  // scale is one group: one chunk.
+  const int64_t chunk_groups = chunked ? std::max<int64_t>(1, kChunkElements / group_len) : rows.size(0);
   for (int64_t r0 = 0; r0 < rows.size(0); r0 += chunk_groups) {
     const int64_t n = std::min(chunk_groups, rows.size(0) - r0);
-    const Computed c = compute(rows.narrow(0, r0, n), g, spec);
     at::Tensor part = out.narrow(0, r0, n);
-    at::mul_out(part, c.codes, c.scales);
+    fake_quantize_rows(rows.narrow(0, r0, n), g, spec, fused, part);
   }
   return ungroup(out.view(g.groups.sizes()), input, spec);
 }

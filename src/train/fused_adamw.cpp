@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include "../runtime/openmp_required.h"
 #include <c10/util/BFloat16.h>
 #include <torch/version.h>
 
@@ -44,7 +45,27 @@ Key state_key_as(const at::Tensor& p) {
   }
 }
 
+// What torch::optim::AdamW creates on a parameter's first step.
+std::unique_ptr<torch::optim::AdamWParamState> initial_state(const at::Tensor& p) {
+  auto state = std::make_unique<torch::optim::AdamWParamState>();
+  state->step(0);
+  state->exp_avg(at::zeros_like(p, at::MemoryFormat::Preserve));
+  state->exp_avg_sq(at::zeros_like(p, at::MemoryFormat::Preserve));
+  return state;
+}
+
 }  // namespace
+
+void FusedAdamW::allocate_state() {
+  using Key = typename std::decay_t<decltype(state_)>::key_type;
+  at::NoGradGuard no_grad;
+  for (auto& group : param_groups_)
+    for (auto& p : group.params()) {
+      if (!p.requires_grad()) continue;
+      const Key key = state_key_as<Key>(p);
+      if (state_.find(key) == state_.end()) state_.emplace(key, initial_state(p));
+    }
+}
 
 at::Tensor FusedAdamW::step(LossClosure closure) {
   using Key = typename std::decay_t<decltype(state_)>::key_type;
@@ -78,13 +99,7 @@ at::Tensor FusedAdamW::step(LossClosure closure) {
       const at::Tensor& grad = p.grad();
       const Key key = state_key(p);
       auto it = state_.find(key);
-      if (it == state_.end()) {
-        auto state = std::make_unique<torch::optim::AdamWParamState>();
-        state->step(0);
-        state->exp_avg(at::zeros_like(p, at::MemoryFormat::Preserve));
-        state->exp_avg_sq(at::zeros_like(p, at::MemoryFormat::Preserve));
-        it = state_.emplace(key, std::move(state)).first;
-      }
+      if (it == state_.end()) it = state_.emplace(key, initial_state(p)).first;
       auto& state = static_cast<torch::optim::AdamWParamState&>(*it->second);
       at::Tensor& exp_avg = state.exp_avg();
       at::Tensor& exp_avg_sq = state.exp_avg_sq();

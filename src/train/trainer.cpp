@@ -33,6 +33,7 @@
 #include "edgerazor/train/metrics.h"
 #include "edgerazor/train/preflight.h"
 #include "edgerazor/train/run_lock.h"
+#include "edgerazor/train/fused_adamw.h"
 #include "edgerazor/train/step.h"
 #include "edgerazor/train/task_eval.h"
 
@@ -317,6 +318,8 @@ void Trainer::setup() {
   } else if (s.options.resume) {
     s.say("no complete checkpoint in " + s.run_dir + ": starting from step 0");
   }
+  // The moments now, after a checkpoint's (FusedAdamW::allocate_state says why).
+  if (auto* adamw = dynamic_cast<FusedAdamW*>(s.optimizer.get())) adamw->allocate_state();
   if (stage != distributed::ShardingStage::none) {
     distributed::ProcessGroup* group = nullptr;
     if (auto* c10d = dynamic_cast<distributed::C10dGradientSync*>(s.sync.get())) group = &c10d->group();

@@ -302,5 +302,42 @@ TEST(Chunked, LargeTensorsMatchOnePassBitForBit) {
   }
 }
 
+
+// The division, rounding, clamping and scaling run as one fused pass (fake_quant_kernel.h) for the
+// ternary and symmetric absmax rules: bit for bit the ATen composition's, signed zeros and
+// half-way quotients included, for small (one pass) and large (chunked) tensors.
+at::Tensor bits(const at::Tensor& t) { return t.contiguous().view(t.scalar_type() == at::kBFloat16 ? at::kShort : at::kInt); }
+
+TEST(Fused, MatchesTheAtenCompositionBitForBit) {
+  at::manual_seed(11);
+  struct Case {
+    std::vector<int64_t> shape;
+    const char* function;
+    int64_t block;
+  };
+  const std::vector<Case> cases = {
+      {{64, 512}, kTernary, 256},     {{37, 100}, kTernary, 64},  {{3, 7}, kTernary, 4},  // padded
+      {{64, 256}, kInt4, 64},         {{512, 1024}, kA8, 256},    {{2100, 1024}, kA8, 256},
+      {{2, 9, 64}, "state_quant_uniform_symmetric_absmax_per_token_int8", -1},
+      {{2100, 1024}, kTernary, 256},  // chunked
+  };
+  for (const auto& c : cases) {
+    for (const auto dtype : {at::kFloat, at::kBFloat16}) {
+      // Small magnitudes next to large ones: many codes round to (signed) zero; bf16 quotients are
+      // coarse, so many land exactly half-way between two codes.
+      at::Tensor w = at::randn(c.shape) * 0.05;
+      w = at::where(at::rand(c.shape) < 0.2, w * 1e-3, w).to(dtype);
+      const at::Tensor fused = fake_quantize(w, spec_for(c.function, c.block, -1, -1, 1e-5));
+      const at::Tensor reference = one_pass(w, c.function, c.block);
+      ASSERT_EQ(fused.sizes(), w.sizes());
+      EXPECT_TRUE(at::equal(bits(fused), bits(reference))) << c.function << " " << w.sizes() << " " << dtype;
+    }
+  }
+  // Exact half-way quotients: x / s = k + 0.5 round to the even code.
+  const at::Tensor halves = vec({2.5f, -0.5f, 0.5f, 1.5f, -2.5f, 127.f, -0.25f, 3.5f});
+  const at::Tensor fused = fake_quantize(halves, spec_for(kA8, 8, -1, -1, 1e-5));
+  EXPECT_TRUE(at::equal(bits(fused), bits(one_pass(halves, kA8, 8))));
+}
+
 }  // namespace
 }  // namespace edgerazor::quant

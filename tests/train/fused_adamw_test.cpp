@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <sstream>
+#include <type_traits>
 #include <vector>
 
 #include "edgerazor/train/fused_adamw.h"
@@ -24,7 +25,7 @@ std::vector<at::Tensor> make_params(at::ScalarType dtype) {
 }
 
 template <typename Optimizer>
-std::vector<at::Tensor> train(at::ScalarType dtype, int steps, Optimizer** out = nullptr) {
+std::vector<at::Tensor> train(at::ScalarType dtype, int steps, Optimizer** out = nullptr, bool allocate_first = false) {
   auto params = make_params(dtype);
   const auto options = [](double wd) {
     return torch::optim::AdamWOptions(3e-2).betas({0.9, 0.95}).eps(1e-8).weight_decay(wd);
@@ -35,6 +36,8 @@ std::vector<at::Tensor> train(at::ScalarType dtype, int steps, Optimizer** out =
   groups.emplace_back(std::vector<at::Tensor>{params[1]}, std::make_unique<torch::optim::AdamWOptions>(options(0.0)));
   static thread_local std::unique_ptr<Optimizer> keep;
   keep = std::make_unique<Optimizer>(std::move(groups), options(0.1));
+  if constexpr (std::is_same_v<Optimizer, edgerazor::train::FusedAdamW>)
+    if (allocate_first) keep->allocate_state();
   at::manual_seed(11);
   for (int s = 0; s < steps; ++s) {
     for (size_t i = 0; i < params.size(); ++i) {
@@ -99,6 +102,25 @@ TEST(FusedAdamW, StateIsInterchangeableWithTorchAdamW) {
   std::sort(steps.begin(), steps.end());
   EXPECT_EQ(steps, (std::vector<int64_t>{2, 3, 3}));  // the third parameter skipped one step
   EXPECT_DOUBLE_EQ(moment_sum, fused_sum);
+}
+
+// State made before the first step (as the trainer does) is the state that step would make:
+// step 0 and zero moments; the steps that follow are bit for bit the lazily started run's.
+TEST(FusedAdamW, StateAllocatedUpFrontChangesNothing) {
+  edgerazor::train::FusedAdamW* fused = nullptr;
+  train<edgerazor::train::FusedAdamW>(at::kFloat, 0, &fused, /*allocate_first=*/true);
+  ASSERT_EQ(fused->state().size(), 3u);
+  for (const auto& entry : fused->state()) {
+    const auto& st = static_cast<const torch::optim::AdamWParamState&>(*entry.second);
+    EXPECT_EQ(st.step(), 0);
+    EXPECT_EQ(st.exp_avg().abs().sum().item<double>(), 0.0);
+    EXPECT_EQ(st.exp_avg_sq().abs().sum().item<double>(), 0.0);
+  }
+  for (const auto dtype : {at::kFloat, at::kBFloat16}) {
+    const auto lazy = train<edgerazor::train::FusedAdamW>(dtype, 4);
+    const auto upfront = train<edgerazor::train::FusedAdamW>(dtype, 4, nullptr, /*allocate_first=*/true);
+    for (size_t i = 0; i < lazy.size(); ++i) EXPECT_TRUE(at::equal(lazy[i], upfront[i])) << i << " " << dtype;
+  }
 }
 
 }  // namespace
