@@ -2,7 +2,8 @@
 # What the executables load (ldd): LibTorch 2.x with its CUDA libraries and NCCL when LibTorch has
 # CUDA, one CUDA runtime and it the wheel's (never the toolkit's under /usr/local/cuda), and no
 # Debian libgloo (its headers are used, its library never). Also that edgerazor-data, which links
-# sentencepiece, loads no LibTorch.
+# sentencepiece, loads no LibTorch. One libgomp (LibTorch's OpenMP runtime, which the library's own
+# parallel loops use too).
 #   check_linkage.sh BIN_DIR EXPECT_CUDA(0|1)
 set -eu
 bin="$1"
@@ -20,5 +21,7 @@ if [ "$expect_cuda" = 1 ]; then
   [ "$(echo "$libs" | grep -c 'libcudart.so')" = 1 ] || fail "more than one CUDA runtime"
   echo "$libs" | grep 'libcudart.so' | grep -q '/usr/local/cuda' && fail "the toolkit's CUDA runtime, not the wheel's"
 fi
+# One OpenMP runtime: the library's own parallel loops share LibTorch's libgomp and its threads.
+[ "$(echo "$libs" | grep -c 'libgomp')" -le 1 ] || fail "more than one OpenMP runtime (libgomp) is loaded"
 ldd "$bin/edgerazor-data" | grep -q 'libtorch' && fail "edgerazor-data loads LibTorch (it links sentencepiece)"
 echo "check_linkage: ok"
