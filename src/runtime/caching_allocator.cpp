@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -53,11 +54,11 @@ void release_cached_blocks();
 
 constexpr size_t kHugePage = size_t(2) << 20;
 
-// Blocks of 32 MiB and more (those glibc maps instead of carving from its heap, and unmaps when
-// they are freed) are 2 MiB-aligned and marked for transparent huge pages (madvise(MADV_HUGEPAGE);
-// the kernel's THP mode here is "madvise"): the kernel then faults them in 2 MiB at a time
-// instead of 4 KiB, ~500x fewer page faults (about 10 us each on these VMs) for a block the cache
-// had to allocate or give back. Smaller blocks stay resident in glibc's heap once touched, and
+// Blocks of 32 MiB and more (mapped blocks: glibc would map and unmap them per allocation) are
+// mapped by this allocator itself, 2 MiB-aligned and marked for transparent huge pages
+// (madvise(MADV_HUGEPAGE); the kernel's THP mode here is "madvise"): the kernel then faults them in
+// 2 MiB at a time instead of 4 KiB, ~500x fewer page faults (about 10 us each on these VMs) for a
+// block the cache had to allocate. Smaller blocks stay resident in glibc's heap once touched, and
 // rounding them to huge pages cost 1 GB of RSS at the Qwen3-0.6B shape. EDGERAZOR_HUGE_PAGES=0: off.
 bool huge_pages_enabled() {
   static const bool on = [] {
@@ -67,16 +68,44 @@ bool huge_pages_enabled() {
   return on;
 }
 
-// posix_memalign; when it fails, gives the cached blocks back to the system and tries once more.
-void* system_alloc(size_t n) {
-  const bool huge = n >= kHeapBlockLimit && huge_pages_enabled();  // the mapped blocks
-  const size_t alignment = huge ? kHugePage : kAlignment;
+bool is_mapped(size_t block) { return block >= kHeapBlockLimit; }
+
+// A fresh mapped block of n bytes (a multiple of 2 MiB: the size classes from 32 MiB up are), or
+// nullptr. Mapped here rather than by glibc so that its pages can be moved between blocks with
+// mremap (glibc's chunk headers would not survive that).
+void* map_block(size_t n) {
+  const size_t span = n + kHugePage;
+  void* raw = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(raw), end = start + span;
+  const uintptr_t aligned = (start + kHugePage - 1) & ~(uintptr_t{kHugePage} - 1);
+  if (aligned > start) ::munmap(raw, aligned - start);
+  if (end > aligned + n) ::munmap(reinterpret_cast<void*>(aligned + n), end - (aligned + n));
+  void* p = reinterpret_cast<void*>(aligned);
+  if (huge_pages_enabled()) ::madvise(p, n, MADV_HUGEPAGE);  // advice: failure is harmless
+  return p;
+}
+
+// Back to the system: mapped blocks unmapped, heap blocks to glibc.
+void give_back(void* p, size_t block) {
+  if (is_mapped(block)) ::munmap(p, block);
+  else std::free(p);
+}
+
+void* try_system_alloc(size_t n) {
+  if (is_mapped(n)) return map_block(n);
   void* p = nullptr;
-  if (posix_memalign(&p, alignment, std::max<size_t>(n, kAlignment)) != 0) {
+  return posix_memalign(&p, kAlignment, std::max<size_t>(n, kAlignment)) == 0 ? p : nullptr;
+}
+
+// A new block from the system; when that fails, gives the cached blocks back and tries once more.
+void* system_alloc(size_t n) {
+  void* p = try_system_alloc(n);
+  if (p == nullptr) {
     release_cached_blocks();
-    if (posix_memalign(&p, alignment, std::max<size_t>(n, kAlignment)) != 0) throw std::bad_alloc();
+    p = try_system_alloc(n);
+    if (p == nullptr) throw std::bad_alloc();
   }
-  if (huge) ::madvise(p, n / kHugePage * kHugePage, MADV_HUGEPAGE);  // advice: failure is harmless
   return p;
 }
 
@@ -93,51 +122,115 @@ struct Cache {
   size_t limit = cache_limit_bytes();
 };
 
-// A free block for `size` bytes: the smallest cached one of at least `size` and at most 1/8 more
-// (two size classes), or nullptr. Caller holds the lock.
-void* take_block(Cache& c, size_t size, size_t* block_size) {
-  auto it = c.free_lists.lower_bound(size);  // lists are erased when they empty
-  if (it == c.free_lists.end() || it->first > size + size / 8) return nullptr;
-  void* p = it->second.back();
+struct Block {
+  void* p;
+  size_t size;
+};
+
+Cache& cache();
+
+Block pop_block(Cache& c, std::map<size_t, std::vector<void*>>::iterator it) {
+  const Block b{it->second.back(), it->first};
   it->second.pop_back();
-  *block_size = it->first;
-  c.cached -= it->first;
-  if (it->second.empty()) c.free_lists.erase(it);
-  return p;
+  c.cached -= b.size;
+  if (it->second.empty()) c.free_lists.erase(it);  // lists are erased when they empty
+  return b;
 }
 
-// On a miss, cached blocks of other sizes go back to the system first until they cover the new
-// block: the memory the new block takes is then memory the process already had, so the resident
-// set stays near the live tensors' peak instead of growing by every size class a step ever used.
-// One block that covers it when there is one (the smallest such), else the largest ones: a small
-// miss does not throw away a large block that the next phase reuses. Only blocks of the request's
-// own kind (heap below kHeapBlockLimit, mapped from it up) make room: giving back a mapped block
-// for a heap one saves nothing, and the mapped block is faulted in again (one fault per 4 KiB page,
-// ~10 us each on these VMs) when its size comes back, as it does every step (a 1 MiB miss used to
-// evict a 297 MiB logits-sized block: 2.2 GB of faults per Qwen3-0.6B step). Returns the blocks
-// to free outside the lock. Caller holds the lock.
-std::vector<void*> evict_for(Cache& c, size_t size) {
-  std::vector<void*> out;
+void push_block(Cache& c, Block b) {
+  c.free_lists[b.size].push_back(b.p);
+  c.cached += b.size;
+}
+
+// A free block for `size` bytes: the smallest cached one of at least `size` and at most 1/8 more
+// (two size classes), or nullptr. A mapped request also takes a larger mapped block: its front
+// when the rest is a mapped block of its own (>= kHeapBlockLimit, left cached where it is), else
+// the whole block (at most 32 MiB more than asked). Caller holds the lock.
+void* take_block(Cache& c, size_t size, size_t* block_size) {
+  auto it = c.free_lists.lower_bound(size);
+  if (it == c.free_lists.end()) return nullptr;
+  const bool fits = it->first <= size + size / 8;
+  if (!fits && !is_mapped(size)) return nullptr;
+  const Block b = pop_block(c, it);
+  *block_size = b.size;
+  if (!fits && b.size - size >= kHeapBlockLimit) {
+    push_block(c, Block{static_cast<char*>(b.p) + size, b.size - size});
+    *block_size = size;
+  }
+  return b.p;
+}
+
+// Cached mapped blocks, largest first, until they cover `size` (or all there are) for a mapped
+// request that no single cached block covers; taken out of the cache. Caller holds the lock.
+std::vector<Block> take_pieces(Cache& c, size_t size) {
+  std::vector<Block> pieces;
+  size_t covered = 0;
+  while (covered < size) {
+    auto last = c.free_lists.end();
+    if (last == c.free_lists.begin() || !is_mapped(std::prev(last)->first)) break;
+    pieces.push_back(pop_block(c, std::prev(last)));
+    covered += pieces.back().size;
+  }
+  return pieces;
+}
+
+// One mapped block of `size` bytes made of cached pieces: their pages are moved into a new range
+// with mremap (page-table entries move, 2 MiB at a time for huge pages: nothing is faulted in or
+// zeroed), the rest of the range is fresh. A piece's unused tail stays cached when it is a mapped
+// block of its own, else goes back. Sets *fresh to the bytes not covered by pieces.
+void* assemble(size_t size, const std::vector<Block>& pieces, size_t* fresh) {
+  char* range = static_cast<char*>(map_block(size));
+  if (range == nullptr) {
+    for (const Block& b : pieces) ::munmap(b.p, b.size);  // make room, then try once more
+    *fresh = size;
+    return system_alloc(size);
+  }
+  size_t offset = 0;
+  std::vector<Block> tails;
+  for (const Block& b : pieces) {
+    const size_t take = std::min(b.size, size - offset);
+    if (take > 0 && ::mremap(b.p, take, take, MREMAP_MAYMOVE | MREMAP_FIXED, range + offset) == MAP_FAILED)
+      ::munmap(b.p, take);  // left as fresh pages at range + offset
+    offset += take;
+    if (take < b.size) tails.push_back(Block{static_cast<char*>(b.p) + take, b.size - take});
+  }
+  *fresh = size - offset;
+  if (!tails.empty()) {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    for (const Block& t : tails) {
+      if (is_mapped(t.size) && c.cached + t.size <= c.limit) push_block(c, t);
+      else ::munmap(t.p, t.size);
+    }
+  }
+  return range;
+}
+
+// On a heap miss, cached heap blocks of other sizes go back to glibc first until they cover the
+// new block: the memory the new block takes is then memory the process already had, so the
+// resident set stays near the live tensors' peak instead of growing by every size class a step
+// ever used. One block that covers it when there is one (the smallest such), else the largest
+// ones. Mapped blocks never make room for heap ones: that saves nothing, and the mapped block is
+// faulted in again when its size comes back, as it does every step (a 1 MiB miss used to evict a
+// 297 MiB logits-sized block: 2.2 GB of faults per Qwen3-0.6B step). A mapped miss is served from
+// cached mapped blocks instead (take_block splits one, assemble joins several), so mapped memory is
+// neither given back nor faulted in again between steps. Returns the blocks to free outside the
+// lock. Caller holds the lock.
+std::vector<Block> evict_for(Cache& c, size_t size) {
+  std::vector<Block> out;
   auto pop = [&](std::map<size_t, std::vector<void*>>::iterator it) {
-    out.push_back(it->second.back());
-    it->second.pop_back();
-    c.cached -= it->first;
-    const size_t block = it->first;
-    g_evicted.fetch_add(block);
-    if (it->second.empty()) c.free_lists.erase(it);
-    return block;
+    out.push_back(pop_block(c, it));
+    g_evicted.fetch_add(out.back().size);
+    return out.back().size;
   };
-  // The free lists of the request's kind are [first, last) (re-read after each pop: an emptied
-  // list is erased).
-  const bool mapped = size >= kHeapBlockLimit;
-  auto first = [&] { return mapped ? c.free_lists.lower_bound(kHeapBlockLimit) : c.free_lists.begin(); };
-  auto last = [&] { return mapped ? c.free_lists.end() : c.free_lists.lower_bound(kHeapBlockLimit); };
+  // The heap free lists are [begin, last) (re-read after each pop: an emptied list is erased).
+  auto last = [&] { return c.free_lists.lower_bound(kHeapBlockLimit); };
   const auto cover = c.free_lists.lower_bound(size);
   if (cover != last()) {
     pop(cover);
     return out;
   }
-  for (size_t freed = 0; freed < size && first() != last();) freed += pop(std::prev(last()));
+  for (size_t freed = 0; freed < size && c.free_lists.begin() != last();) freed += pop(std::prev(last()));
   return out;
 }
 
@@ -182,7 +275,7 @@ void release(void* p) {
   }
   if (size == 0) return release_small(p);  // a small block freed through raw_deallocate()
   g_live.fetch_sub(size);
-  std::free(p);  // over the cache limit
+  give_back(p, size);  // over the cache limit
 }
 
 class CachingCpuAllocator final : public c10::Allocator {
@@ -196,16 +289,18 @@ class CachingCpuAllocator final : public c10::Allocator {
     size_t size = size_class(n);
     Cache& c = cache();
     void* p = nullptr;
-    std::vector<void*> evicted;
+    std::vector<Block> evicted, pieces;
     {
       std::lock_guard<std::mutex> lock(c.mutex);
       p = take_block(c, size, &size);
-      if (p == nullptr) evicted = evict_for(c, size);
+      if (p == nullptr && is_mapped(size)) pieces = take_pieces(c, size);
+      else if (p == nullptr) evicted = evict_for(c, size);
     }
-    for (void* e : evicted) std::free(e);
+    for (const Block& e : evicted) give_back(e.p, e.size);
     if (p == nullptr) {
-      p = system_alloc(size);
-      g_missed.fetch_add(size);
+      size_t fresh = size;
+      p = pieces.empty() ? system_alloc(size) : assemble(size, pieces, &fresh);
+      g_missed.fetch_add(fresh);
     }
     {
       std::lock_guard<std::mutex> lock(c.mutex);
@@ -275,14 +370,15 @@ namespace {
 
 void release_cached_blocks() {
   Cache& c = cache();
-  std::vector<void*> blocks;
+  std::vector<Block> blocks;
   {
     std::lock_guard<std::mutex> lock(c.mutex);
-    for (auto& entry : c.free_lists) blocks.insert(blocks.end(), entry.second.begin(), entry.second.end());
+    for (auto& entry : c.free_lists)
+      for (void* p : entry.second) blocks.push_back(Block{p, entry.first});
     c.free_lists.clear();
     c.cached = 0;
   }
-  for (void* p : blocks) std::free(p);
+  for (const Block& b : blocks) give_back(b.p, b.size);
 }
 
 }  // namespace
