@@ -3,26 +3,16 @@
 #include "edgerazor/quant/fake_quant_kernel.h"
 
 #include <cmath>
-#include <cstring>
+
+#include "../core/bf16_bits.h"
 
 namespace edgerazor::quant {
 namespace {
 
+using core::bf16_to_float;
+using core::float_to_bf16;
+
 #define ER_FQ_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
-
-inline float bf16_to_float(uint16_t h) {
-  const uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-
-inline uint16_t float_to_bf16(float f) {  // round to nearest even, NaN stays NaN (as c10::BFloat16)
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-  return f != f ? static_cast<uint16_t>(0x7fc0) : static_cast<uint16_t>(rounded);
-}
 
 // round half to even (std::nearbyint in the default mode) then ATen's clamp: NaN passes through
 // (both comparisons are false), +-inf clamp to +-qmax.

@@ -70,6 +70,21 @@ bool huge_pages_enabled() {
 
 bool is_mapped(size_t block) { return block >= kHeapBlockLimit; }
 
+// Mapped requests below this are served by splitting and joining cached mapped blocks (below);
+// larger ones, and all with EDGERAZOR_JOIN_MAPPED=0, give cached mapped blocks back and map a fresh
+// one, as heap misses do. Measured: at the 60M shape (32-64 MiB blocks) joining removed every page
+// fault after the first step (steps 2-3 1.8-2.3 s -> 1.35-1.39 s); at Qwen3-0.6B's 155-320 MiB
+// blocks it made steps ~2 % slower and the peak 150 MB higher than fresh huge-page mappings.
+constexpr size_t kJoinBelow = size_t{128} << 20;
+
+bool joinable(size_t size) {
+  static const bool on = [] {
+    const char* env = std::getenv("EDGERAZOR_JOIN_MAPPED");
+    return env == nullptr || std::string(env) != "0";
+  }();
+  return on && is_mapped(size) && size < kJoinBelow;
+}
+
 // A fresh mapped block of n bytes (a multiple of 2 MiB: the size classes from 32 MiB up are), or
 // nullptr. Mapped here rather than by glibc so that its pages can be moved between blocks with
 // mremap (glibc's chunk headers would not survive that).
@@ -143,14 +158,14 @@ void push_block(Cache& c, Block b) {
 }
 
 // A free block for `size` bytes: the smallest cached one of at least `size` and at most 1/8 more
-// (two size classes), or nullptr. A mapped request also takes a larger mapped block: its front
+// (two size classes), or nullptr. A joinable mapped request also takes a larger mapped block: its front
 // when the rest is a mapped block of its own (>= kHeapBlockLimit, left cached where it is), else
 // the whole block (at most 32 MiB more than asked). Caller holds the lock.
 void* take_block(Cache& c, size_t size, size_t* block_size) {
   auto it = c.free_lists.lower_bound(size);
   if (it == c.free_lists.end()) return nullptr;
   const bool fits = it->first <= size + size / 8;
-  if (!fits && !is_mapped(size)) return nullptr;
+  if (!fits && !joinable(size)) return nullptr;
   const Block b = pop_block(c, it);
   *block_size = b.size;
   if (!fits && b.size - size >= kHeapBlockLimit) {
@@ -210,12 +225,13 @@ void* assemble(size_t size, const std::vector<Block>& pieces, size_t* fresh) {
 // new block: the memory the new block takes is then memory the process already had, so the
 // resident set stays near the live tensors' peak instead of growing by every size class a step
 // ever used. One block that covers it when there is one (the smallest such), else the largest
-// ones. Mapped blocks never make room for heap ones: that saves nothing, and the mapped block is
-// faulted in again when its size comes back, as it does every step (a 1 MiB miss used to evict a
-// 297 MiB logits-sized block: 2.2 GB of faults per Qwen3-0.6B step). A mapped miss is served from
-// cached mapped blocks instead (take_block splits one, assemble joins several), so mapped memory is
-// neither given back nor faulted in again between steps. Returns the blocks to free outside the
-// lock. Caller holds the lock.
+// ones. Only blocks of the request's own kind make room: giving back a mapped block for a heap one
+// saves nothing, and the mapped block is faulted in again when its size comes back, as it does
+// every step (a 1 MiB miss used to evict a 297 MiB logits-sized block: 2.2 GB of faults per
+// Qwen3-0.6B step). A mapped miss is normally served from cached mapped blocks instead (take_block
+// splits one, assemble joins several), so mapped memory is neither given back nor faulted in again
+// between steps; it comes here from kJoinBelow up or with EDGERAZOR_JOIN_MAPPED=0. Returns the blocks to free
+// outside the lock. Caller holds the lock.
 std::vector<Block> evict_for(Cache& c, size_t size) {
   std::vector<Block> out;
   auto pop = [&](std::map<size_t, std::vector<void*>>::iterator it) {
@@ -223,14 +239,17 @@ std::vector<Block> evict_for(Cache& c, size_t size) {
     g_evicted.fetch_add(out.back().size);
     return out.back().size;
   };
-  // The heap free lists are [begin, last) (re-read after each pop: an emptied list is erased).
-  auto last = [&] { return c.free_lists.lower_bound(kHeapBlockLimit); };
+  // The free lists of the request's kind are [first, last) (re-read after each pop: an emptied
+  // list is erased).
+  const bool mapped = is_mapped(size);
+  auto first = [&] { return mapped ? c.free_lists.lower_bound(kHeapBlockLimit) : c.free_lists.begin(); };
+  auto last = [&] { return mapped ? c.free_lists.end() : c.free_lists.lower_bound(kHeapBlockLimit); };
   const auto cover = c.free_lists.lower_bound(size);
   if (cover != last()) {
     pop(cover);
     return out;
   }
-  for (size_t freed = 0; freed < size && c.free_lists.begin() != last();) freed += pop(std::prev(last()));
+  for (size_t freed = 0; freed < size && first() != last();) freed += pop(std::prev(last()));
   return out;
 }
 
@@ -293,7 +312,7 @@ class CachingCpuAllocator final : public c10::Allocator {
     {
       std::lock_guard<std::mutex> lock(c.mutex);
       p = take_block(c, size, &size);
-      if (p == nullptr && is_mapped(size)) pieces = take_pieces(c, size);
+      if (p == nullptr && joinable(size)) pieces = take_pieces(c, size);
       else if (p == nullptr) evicted = evict_for(c, size);
     }
     for (const Block& e : evicted) give_back(e.p, e.size);

@@ -2,7 +2,8 @@
 #include "edgerazor/train/adamw_kernel.h"
 
 #include <cmath>
-#include <cstring>
+
+#include "../core/bf16_bits.h"
 
 namespace edgerazor::train {
 
@@ -10,23 +11,8 @@ namespace edgerazor::train {
 // bf16 conversions, and sqrt without errno (v >= 0 always).
 #define ER_ADAMW_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
 
-namespace {
-
-inline float bf16_to_float(uint16_t h) {
-  const uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-
-inline uint16_t float_to_bf16(float f) {  // round to nearest even, NaN stays NaN (as c10::BFloat16)
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-  return f != f ? static_cast<uint16_t>(0x7fc0) : static_cast<uint16_t>(rounded);
-}
-
-}  // namespace
+using core::bf16_to_float;
+using core::float_to_bf16;
 
 // fp32: the update in float, like ATen's kernels.
 ER_ADAMW_KERNEL void adamw_update_f32(float* __restrict p, const float* __restrict g, float* __restrict m,

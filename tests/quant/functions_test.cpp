@@ -260,6 +260,12 @@ TEST(Strategies, CustomRuleIsAFewLines) {
 // Large tensors are fake-quantized in chunks of whole groups (fake_quantize); the result must be
 // the one-pass ATen composition's bit for bit, in fp32 and bf16, for row-following blocks, blocks
 // across rows (case 2), padded blocks (case 3) and per-token groups.
+struct QuantCase {
+  std::vector<int64_t> shape;
+  const char* function;
+  int64_t block;
+};
+
 at::Tensor one_pass(const at::Tensor& w, const std::string& function, int64_t block) {
   const QuantSpec spec = spec_for(function, block, -1, -1, 1e-5);
   const bool per_token = spec.granularity == config::Granularity::kToken;
@@ -278,12 +284,7 @@ at::Tensor one_pass(const at::Tensor& w, const std::string& function, int64_t bl
 
 TEST(Chunked, LargeTensorsMatchOnePassBitForBit) {
   at::manual_seed(7);
-  struct Case {
-    std::vector<int64_t> shape;
-    const char* function;
-    int64_t block;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<QuantCase> cases = {
       {{4099, 1024}, kTernary, 256},                                              // blocks in rows
       {{2053, 1000}, kTernary, 250},                                              // ragged last chunk
       {{3000, 700}, kTernary, 256},                                               // case 2: across rows
@@ -310,12 +311,7 @@ at::Tensor bits(const at::Tensor& t) { return t.contiguous().view(t.scalar_type(
 
 TEST(Fused, MatchesTheAtenCompositionBitForBit) {
   at::manual_seed(11);
-  struct Case {
-    std::vector<int64_t> shape;
-    const char* function;
-    int64_t block;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<QuantCase> cases = {
       {{64, 512}, kTernary, 256},     {{37, 100}, kTernary, 64},  {{3, 7}, kTernary, 4},  // padded
       {{64, 256}, kInt4, 64},         {{512, 1024}, kA8, 256},    {{2100, 1024}, kA8, 256},
       {{2, 9, 64}, "state_quant_uniform_symmetric_absmax_per_token_int8", -1},

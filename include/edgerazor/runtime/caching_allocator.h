@@ -8,13 +8,15 @@
 //   edgerazor::runtime::use_caching_cpu_allocator();   // once; the Trainer and the bench call it
 //
 // Sizes are rounded up to a multiple of 1/16 of their power of two (at most 12.5 % slack); a
-// request takes the smallest cached block of at least its size and at most 1/8 more. On a miss
-// cached blocks of its own kind (heap below 32 MiB, mapped from 32 MiB up: runtime::kHeapBlockLimit)
-// go back to the system until they cover the new block (so the resident set follows the live
-// tensors instead of growing with every size a step ever used), and the new block,
-// from 32 MiB up, is 2 MiB-aligned with transparent huge pages requested (EDGERAZOR_HUGE_PAGES=0:
-// not), so that faulting it in costs one fault per 2 MiB. When the system refuses an allocation,
-// the cache is given back and the allocation retried once. The cache holds at most
+// request takes the smallest cached block of at least its size and at most 1/8 more. Two kinds
+// (runtime::kHeapBlockLimit): heap blocks below 32 MiB come from glibc; on a heap miss, cached heap
+// blocks go back to glibc until they cover the new one (so the resident set follows the live
+// tensors instead of growing with every size a step ever used). Mapped blocks, from 32 MiB up, are
+// mmap'd here, 2 MiB-aligned with transparent huge pages requested (EDGERAZOR_HUGE_PAGES=0: not),
+// and never given back between steps: a mapped miss takes the front of a larger cached block (the
+// rest stays cached) or joins several cached blocks into one by moving their pages with mremap
+// (no page fault, no zeroing); only what the cached blocks do not cover is new memory. When the
+// system refuses an allocation, the cache is given back and the allocation retried once. The cache holds at most
 // EDGERAZOR_CPU_CACHE_MB MiB (default: a quarter of physical memory); blocks freed beyond that go
 // back to the system. EDGERAZOR_CACHING_ALLOCATOR=0 turns the whole thing off.
 #pragma once
