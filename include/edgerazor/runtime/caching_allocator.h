@@ -13,10 +13,12 @@
 // blocks go back to glibc until they cover the new one (so the resident set follows the live
 // tensors instead of growing with every size a step ever used). Mapped blocks, from 32 MiB up, are
 // mmap'd here, 2 MiB-aligned with transparent huge pages requested (EDGERAZOR_HUGE_PAGES=0: not),
-// and never given back between steps: a mapped miss takes the front of a larger cached block (the
-// rest stays cached) or joins several cached blocks into one by moving their pages with mremap
-// (no page fault, no zeroing); only what the cached blocks do not cover is new memory. When the
-// system refuses an allocation, the cache is given back and the allocation retried once. The cache holds at most
+// and, below 128 MiB, not given back between steps: such a miss takes the front of a larger
+// cached block (the rest stays cached) or joins several cached blocks into one by moving their
+// pages with mremap (no page fault, no zeroing); only what the cached blocks do not cover is new
+// memory (EDGERAZOR_JOIN_MAPPED=0: mapped misses give cached mapped blocks back like heap misses,
+// as larger mapped requests always do: fresh huge-page mappings measured faster for them). When
+// the system refuses an allocation, the cache is given back and the allocation retried once. The cache holds at most
 // EDGERAZOR_CPU_CACHE_MB MiB (default: a quarter of physical memory); blocks freed beyond that go
 // back to the system. EDGERAZOR_CACHING_ALLOCATOR=0 turns the whole thing off.
 #pragma once
