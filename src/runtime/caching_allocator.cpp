@@ -158,9 +158,9 @@ void push_block(Cache& c, Block b) {
 }
 
 // A free block for `size` bytes: the smallest cached one of at least `size` and at most 1/8 more
-// (two size classes), or nullptr. A joinable mapped request also takes a larger mapped block: its front
-// when the rest is a mapped block of its own (>= kHeapBlockLimit, left cached where it is), else
-// the whole block (at most 32 MiB more than asked). Caller holds the lock.
+// (two size classes), or nullptr. A joinable mapped request also takes a larger mapped block: its
+// front when the rest is a mapped block of its own (>= kHeapBlockLimit, left cached where it is),
+// else the whole block (at most 32 MiB more than asked). Caller holds the lock.
 void* take_block(Cache& c, size_t size, size_t* block_size) {
   auto it = c.free_lists.lower_bound(size);
   if (it == c.free_lists.end()) return nullptr;
@@ -230,8 +230,8 @@ void* assemble(size_t size, const std::vector<Block>& pieces, size_t* fresh) {
 // every step (a 1 MiB miss used to evict a 297 MiB logits-sized block: 2.2 GB of faults per
 // Qwen3-0.6B step). A mapped miss is normally served from cached mapped blocks instead (take_block
 // splits one, assemble joins several), so mapped memory is neither given back nor faulted in again
-// between steps; it comes here from kJoinBelow up or with EDGERAZOR_JOIN_MAPPED=0. Returns the blocks to free
-// outside the lock. Caller holds the lock.
+// between steps; it comes here from kJoinBelow up or with EDGERAZOR_JOIN_MAPPED=0. Returns the
+// blocks to free outside the lock. Caller holds the lock.
 std::vector<Block> evict_for(Cache& c, size_t size) {
   std::vector<Block> out;
   auto pop = [&](std::map<size_t, std::vector<void*>>::iterator it) {

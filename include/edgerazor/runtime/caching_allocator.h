@@ -18,9 +18,9 @@
 // pages with mremap (no page fault, no zeroing); only what the cached blocks do not cover is new
 // memory (EDGERAZOR_JOIN_MAPPED=0: mapped misses give cached mapped blocks back like heap misses,
 // as larger mapped requests always do: fresh huge-page mappings measured faster for them). When
-// the system refuses an allocation, the cache is given back and the allocation retried once. The cache holds at most
-// EDGERAZOR_CPU_CACHE_MB MiB (default: a quarter of physical memory); blocks freed beyond that go
-// back to the system. EDGERAZOR_CACHING_ALLOCATOR=0 turns the whole thing off.
+// the system refuses an allocation, the cache is given back and the allocation retried once. The
+// cache holds at most EDGERAZOR_CPU_CACHE_MB MiB (default: a quarter of physical memory); blocks
+// freed beyond that go back to the system. EDGERAZOR_CACHING_ALLOCATOR=0 turns the whole thing off.
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,5 @@
-// The library's own element loops (fused AdamW, the row-fused loss, ZeRO's shard update) split their
-// work with at::parallel_for over LibTorch's intra-op threads. They are compiled with OpenMP for
+// The library's own element loops (fused AdamW, the row-fused loss, fake quantization, ZeRO's shard
+// update) split their work with at::parallel_for over LibTorch's intra-op threads. They are compiled with OpenMP for
 // that (see src/runtime/openmp_required.h); this reports what such a loop gets at run time.
 #pragma once
 
