@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "edgerazor/runtime/autocast.h"
+#include "causal_softmax.h"
 
 namespace edgerazor::model {
 namespace {
@@ -57,16 +58,35 @@ class RecomputedAttention : public torch::autograd::Function<RecomputedAttention
 
 // ---- causal attention in query blocks ----------------------------------------------------------
 
-// Scores of queries [i0, i0 + n) against keys [0, i0 + n) (T == S, plain causal): (B, H, n, L)
-// fp32 probabilities, with the op order and dtypes of attention_probs; the keys after a query
-// (inside the block's diagonal square) get -inf before the softmax.
-at::Tensor causal_block_probs(const at::Tensor& q, const at::Tensor& k, int64_t i0, int64_t n, double scale) {
-  const int64_t L = i0 + n;
-  at::Tensor scores = (at::matmul(q.narrow(2, i0, n), k.narrow(2, 0, L).transpose(-2, -1)) * scale).to(at::kFloat);
+// Scores of queries [i0, i0 + n) against keys [0, L = i0 + n) (T == S, plain causal): (B, H, n, L) in
+// the inputs' dtype.
+at::Tensor causal_block_scores(const at::Tensor& q, const at::Tensor& k, int64_t i0, int64_t n) {
+  return at::matmul(q.narrow(2, i0, n), k.narrow(2, 0, i0 + n).transpose(-2, -1));
+}
+
+// The block's probabilities in q's dtype, softmax in fp32 over the keys each query sees (inside
+// the block's diagonal square a key after the query gets probability 0); `probs32` (optional)
+// receives the fp32 probabilities. CPU fp32/bf16 run the fused kernels of causal_softmax.h (one
+// pass); other devices and dtypes the ATen ops of attention_probs (scaled scores cast to fp32,
+// masked with -inf).
+at::Tensor causal_block_probs(const at::Tensor& q, const at::Tensor& k, int64_t i0, int64_t n, double scale,
+                              at::Tensor* probs32) {
+  at::Tensor scores = causal_block_scores(q, k, i0, n);
+  if (causal_softmax_fused(scores)) return causal_block_softmax_(scores, i0, scale, probs32);
+  scores = (scores * scale).to(at::kFloat);
   const at::Tensor r = at::arange(n, scores.options().dtype(at::kLong));
   const at::Tensor above = r.unsqueeze(0) > r.unsqueeze(1);  // (n, n): key after query
   scores.narrow(-1, i0, n).masked_fill_(above, -std::numeric_limits<float>::infinity());
-  return at::_softmax(scores, -1, /*half_to_float=*/false);
+  at::Tensor p32 = at::_softmax(scores, -1, /*half_to_float=*/false);
+  if (probs32 != nullptr) *probs32 = p32;
+  return p32.to(q.scalar_type());
+}
+
+// Gradient of the block's scores (q's dtype) from that of its probabilities (q's dtype).
+at::Tensor causal_block_scores_grad(at::Tensor grad_probs, const at::Tensor& probs32, double scale) {
+  if (causal_softmax_fused(grad_probs)) return causal_block_softmax_backward_(grad_probs, probs32, scale);
+  const auto dtype = grad_probs.scalar_type();
+  return at::_softmax_backward_data(grad_probs.to(at::kFloat), probs32, -1, at::kFloat).to(dtype) * scale;
 }
 
 class BlockedCausalAttention : public torch::autograd::Function<BlockedCausalAttention> {
@@ -80,7 +100,7 @@ class BlockedCausalAttention : public torch::autograd::Function<BlockedCausalAtt
     at::Tensor out = at::empty(q.sizes(), q.options());
     for (int64_t i0 = 0; i0 < T; i0 += block) {
       const int64_t n = std::min(block, T - i0);
-      const at::Tensor probs = causal_block_probs(q, k, i0, n, scale).to(q.scalar_type());
+      const at::Tensor probs = causal_block_probs(q, k, i0, n, scale, nullptr);
       out.narrow(2, i0, n).copy_(at::matmul(probs, v.narrow(2, 0, i0 + n)));
     }
     return out;
@@ -101,13 +121,12 @@ class BlockedCausalAttention : public torch::autograd::Function<BlockedCausalAtt
     at::Tensor grad_v = at::zeros(v.sizes(), v.options().dtype(at::kFloat));
     for (int64_t i0 = 0; i0 < T; i0 += block) {
       const int64_t n = std::min(block, T - i0), L = i0 + n;
-      const at::Tensor probs32 = causal_block_probs(q, k, i0, n, scale);
-      const at::Tensor probs = probs32.to(q.scalar_type());
+      at::Tensor probs32;
+      const at::Tensor probs = causal_block_probs(q, k, i0, n, scale, &probs32);
       const at::Tensor g = grad_out.narrow(2, i0, n);
       grad_v.narrow(2, 0, L).add_(at::matmul(probs.transpose(-2, -1), g));
-      const at::Tensor grad_probs = at::matmul(g, v.narrow(2, 0, L).transpose(-2, -1)).to(at::kFloat);
       const at::Tensor grad_scores =
-          at::_softmax_backward_data(grad_probs, probs32, -1, at::kFloat).to(q.scalar_type()) * scale;
+          causal_block_scores_grad(at::matmul(g, v.narrow(2, 0, L).transpose(-2, -1)), probs32, scale);
       grad_q.narrow(2, i0, n).copy_(at::matmul(grad_scores, k.narrow(2, 0, L)));
       grad_k.narrow(2, 0, L).add_(at::matmul(grad_scores.transpose(-2, -1), q.narrow(2, i0, n)));
     }

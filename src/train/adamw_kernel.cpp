@@ -18,8 +18,9 @@ using core::float_to_bf16;
 ER_ADAMW_KERNEL void adamw_update_f32(float* __restrict p, const float* __restrict g, float* __restrict m,
                                 float* __restrict v, int64_t n, AdamWCoefficients c) {
   for (int64_t i = 0; i < n; ++i) {
-    const float mi = m[i] * c.beta1 + c.one_minus_beta1 * g[i];
-    const float vi = v[i] * c.beta2 + c.one_minus_beta2 * g[i] * g[i];
+    const float gi = g[i] * c.grad_scale;  // as grad.mul_(coef) before the step, to the bit
+    const float mi = m[i] * c.beta1 + c.one_minus_beta1 * gi;
+    const float vi = v[i] * c.beta2 + c.one_minus_beta2 * gi * gi;
     const float denom = std::sqrt(vi) / c.sqrt_bc2 + c.eps;
     m[i] = mi;
     v[i] = vi;
@@ -28,11 +29,12 @@ ER_ADAMW_KERNEL void adamw_update_f32(float* __restrict p, const float* __restri
 }
 
 // bf16 storage: the update runs in float and p, m, v are rounded once when stored (PyTorch's
-// unfused AdamW rounds after each of its ~8 ops, so the two differ by bf16 rounding).
+// unfused AdamW rounds after each of its ~8 ops, so the two differ by bf16 rounding); the scaled
+// gradient is not rounded either (grad.mul_(coef) would round it to bf16 first).
 ER_ADAMW_KERNEL void adamw_update_bf16(uint16_t* __restrict p, const uint16_t* __restrict g, uint16_t* __restrict m,
                                  uint16_t* __restrict v, int64_t n, AdamWCoefficients c) {
   for (int64_t i = 0; i < n; ++i) {
-    const float gi = bf16_to_float(g[i]);
+    const float gi = bf16_to_float(g[i]) * c.grad_scale;  // not rounded to bf16 in between
     const float mi = bf16_to_float(m[i]) * c.beta1 + c.one_minus_beta1 * gi;
     const float vi = bf16_to_float(v[i]) * c.beta2 + c.one_minus_beta2 * gi * gi;
     const float denom = std::sqrt(vi) / c.sqrt_bc2 + c.eps;

@@ -87,7 +87,13 @@ at::Tensor FusedAdamW::step(LossClosure closure) {
       if (options.amsgrad() || !fusable(p, p.grad(), state)) all_fusable = false;
     }
   }
+  const double grad_scale = grad_scale_;
+  grad_scale_ = 1.0;  // for this step only
   if (!all_fusable) {
+    if (grad_scale != 1.0)
+      for (auto& group : param_groups_)
+        for (auto& p : group.params())
+          if (p.grad().defined()) p.mutable_grad().mul_(grad_scale);
     torch::optim::AdamW::step(nullptr);
     return loss;
   }
@@ -113,7 +119,8 @@ at::Tensor FusedAdamW::step(LossClosure closure) {
                            static_cast<float>(1 - beta2),
                            static_cast<float>(std::sqrt(bc2)),
                            static_cast<float>(options.eps()),
-                           static_cast<float>(-options.lr() / bc1)};
+                           static_cast<float>(-options.lr() / bc1),
+                           static_cast<float>(grad_scale)};
       const int64_t n = p.numel();
       if (p.scalar_type() == at::kFloat) {
         float *pp = p.data_ptr<float>(), *m = exp_avg.data_ptr<float>(), *v = exp_avg_sq.data_ptr<float>();

@@ -205,14 +205,36 @@ void release_gradients(torch::optim::Optimizer& optimizer) {
       if (p.grad().defined()) p.mutable_grad() = at::Tensor();
 }
 
-double clip_gradients(model::CausalLMImpl& student, double max_norm) {
-  std::vector<at::Tensor> grads_of;
-  for (const auto& [name, p] : student.unique_named_parameters())
-    if (p.grad().defined()) grads_of.push_back(p);
-  if (max_norm > 0) return torch::nn::utils::clip_grad_norm_(grads_of, max_norm);
-  double sq = 0;
-  for (const auto& p : grads_of) sq += p.grad().to(at::kDouble).pow(2).sum().item<double>();
-  return std::sqrt(sq);
+double clip_gradients(const std::vector<at::Tensor>& params, double max_norm, torch::optim::Optimizer* optimizer) {
+  std::vector<at::Tensor> grads;
+  for (const auto& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (max_norm <= 0) {
+    double sq = 0;
+    for (const auto& g : grads) sq += g.to(at::kDouble).pow(2).sum().item<double>();
+    return std::sqrt(sq);
+  }
+  if (grads.empty()) return 0.0;
+  at::NoGradGuard no_grad;
+  // torch::nn::utils::clip_grad_norm_'s ops (norms in the gradients' dtype), so that the coefficient
+  // is the one it would multiply by.
+  std::vector<at::Tensor> norms;
+  norms.reserve(grads.size());
+  for (const auto& g : grads) norms.push_back(g.norm(2.0));
+  const at::Tensor total = norms.size() == 1 ? norms[0] : at::stack(norms).norm(2.0);
+  const at::Tensor coef = at::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);
+  if (auto* fused = dynamic_cast<FusedAdamW*>(optimizer)) {
+    fused->scale_gradients_next_step(coef.item<double>());
+  } else {
+    for (auto& g : grads) g.mul_(coef);
+  }
+  return total.item<double>();
+}
+
+double clip_gradients(model::CausalLMImpl& student, double max_norm, torch::optim::Optimizer* optimizer) {
+  std::vector<at::Tensor> params;
+  for (const auto& [name, p] : student.unique_named_parameters()) params.push_back(p);
+  return clip_gradients(params, max_norm, optimizer);
 }
 
 // ---- evaluation -------------------------------------------------------------------------------

@@ -498,7 +498,7 @@ TrainSummary Trainer::train() {
       grad_norm = s.zero->clip_gradients(t.max_grad_norm);
     } else {
       s.sync->synchronize(s.params);
-      grad_norm = clip_gradients(*s.student, t.max_grad_norm);
+      grad_norm = clip_gradients(*s.student, t.max_grad_norm, s.optimizer.get());  // folded into a FusedAdamW
     }
     if (!std::isfinite(grad_norm))
       throw TrainingError("step " + std::to_string(s.step + 1) + ": the gradient norm is " + std::to_string(grad_norm) +

@@ -92,6 +92,11 @@ void check_blocked(at::ScalarType dtype, int64_t block, double tol) {
 TEST(BlockedCausalAttention, MatchesFullSquareFp32) {
   for (int64_t block : {4, 8, 10, 37, 64}) check_blocked(at::kFloat, block, 1e-5);
 }
+// fp64 takes the ATen composition (the fused row kernels take CPU fp32 and bf16); both softmaxes
+// run in fp32.
+TEST(BlockedCausalAttention, MatchesFullSquareFp64) {
+  for (int64_t block : {8, 37}) check_blocked(at::kDouble, block, 1e-5);
+}
 TEST(BlockedCausalAttention, MatchesFullSquareBf16) {
   for (int64_t block : {8, 10}) check_blocked(at::kBFloat16, block, 2e-2);
 }

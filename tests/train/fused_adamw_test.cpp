@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "edgerazor/train/fused_adamw.h"
+#include "edgerazor/train/step.h"
+#include <torch/nn/utils/clip_grad.h>
 
 namespace {
 
@@ -121,6 +123,49 @@ TEST(FusedAdamW, StateAllocatedUpFrontChangesNothing) {
     const auto upfront = train<edgerazor::train::FusedAdamW>(dtype, 4, nullptr, /*allocate_first=*/true);
     for (size_t i = 0; i < lazy.size(); ++i) EXPECT_TRUE(at::equal(lazy[i], upfront[i])) << i << " " << dtype;
   }
+}
+
+// Gradient clipping to 1.0 before each step (the gradients' norm is 6-30 here, so it always clips),
+// either as torch::nn::utils::clip_grad_norm_ (multiplies the gradients) or train::clip_gradients
+// handing the coefficient to the optimizer; returns the parameters after `steps` and the norms.
+enum class Clip { torch, folded };
+std::vector<at::Tensor> train_clipped(at::ScalarType dtype, int steps, Clip clip, bool amsgrad, std::vector<double>* norms) {
+  auto params = make_params(dtype);
+  edgerazor::train::FusedAdamW opt(params, torch::optim::AdamWOptions(3e-2).betas({0.9, 0.95}).weight_decay(0.1).amsgrad(amsgrad));
+  at::manual_seed(11);
+  for (int s = 0; s < steps; ++s) {
+    for (auto& p : params) p.mutable_grad() = (at::randn(p.sizes()) * (0.1 + s)).to(at::kBFloat16).to(dtype);
+    norms->push_back(clip == Clip::torch ? torch::nn::utils::clip_grad_norm_(params, 1.0)
+                                         : edgerazor::train::clip_gradients(params, 1.0, &opt));
+    opt.step();
+  }
+  std::vector<at::Tensor> values;
+  for (const auto& p : params) values.push_back(p.detach().clone());
+  return values;
+}
+
+// fp32: the coefficient read in the fused loop is bit for bit grad.mul_(coef) before the step; the
+// base class's step (amsgrad) gets the gradients multiplied, in fp32 and bf16 alike; bf16 in the
+// fused loop skips the scaled gradient's rounding, so it stays within bf16 rounding of it. Same norms.
+TEST(FusedAdamW, ClippingFoldedIntoTheStepEqualsClippingTheGradients) {
+  for (const bool amsgrad : {false, true})
+    for (const auto dtype : {at::kFloat, at::kBFloat16}) {
+      std::vector<double> torch_norms, folded_norms;
+      const auto ref = train_clipped(dtype, 4, Clip::torch, amsgrad, &torch_norms);
+      const auto got = train_clipped(dtype, 4, Clip::folded, amsgrad, &folded_norms);
+      EXPECT_EQ(torch_norms, folded_norms) << dtype;
+      EXPECT_GT(torch_norms.front(), 1.0);  // it clips
+      for (size_t i = 0; i < ref.size(); ++i) {
+        if (dtype == at::kFloat || amsgrad) {
+          EXPECT_TRUE(at::equal(got[i], ref[i])) << i << " " << dtype << " amsgrad " << amsgrad;
+        } else {
+          const auto err = (got[i].to(at::kFloat) - ref[i].to(at::kFloat)).abs();
+          // two bf16 ulps of the value, plus 1 % of lr per step for the unrounded gradient's effect on m and v
+          EXPECT_TRUE(err.le(ref[i].to(at::kFloat).abs() * (1.0 / 64) + 4 * 3e-4).all().item<bool>()) << i;
+          EXPECT_LT(err.mean().item<double>(), 1e-3) << i;
+        }
+      }
+    }
 }
 
 }  // namespace

@@ -12,6 +12,7 @@ struct AdamWCoefficients {
   float sqrt_bc2;        // sqrt(1 - beta2^t)
   float eps;
   float neg_step_size;   // -lr / (1 - beta1^t)
+  float grad_scale = 1;  // the gradient is read as g * grad_scale (a clipping coefficient; 1: none)
 };
 
 // p, g, m, v: n contiguous elements.

@@ -80,8 +80,13 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 // peak (-120 MiB of the bench step's 60 M bf16 parameters).
 void release_gradients(torch::optim::Optimizer& optimizer);
 
-// Global L2 norm of all gradients before clipping; clips to max_norm when max_norm > 0.
-double clip_gradients(model::CausalLMImpl& student, double max_norm);
+// Global L2 norm of all gradients before clipping; clips to max_norm when max_norm > 0, with the
+// coefficient of torch::nn::utils::clip_grad_norm_ (same norm ops, same value). When `optimizer` is a
+// FusedAdamW the coefficient is folded into its next step (scale_gradients_next_step: no pass over
+// the gradients, and the .grad tensors stay unscaled); otherwise the gradients are multiplied by it.
+double clip_gradients(const std::vector<at::Tensor>& params, double max_norm,
+                      torch::optim::Optimizer* optimizer = nullptr);
+double clip_gradients(model::CausalLMImpl& student, double max_norm, torch::optim::Optimizer* optimizer = nullptr);
 
 // Token-weighted mean CE of the model on the held-out batches of `loader` (eval mode, quantized
 // weights when quantizers are attached), at most max_batches micro-batches; restarts the loader.
