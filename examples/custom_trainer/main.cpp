@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
     er::train::set_learning_rate(*optimizer, hp.lr * er::config::lr_lambda("cosine", step, 2, steps));
     const auto batch = er::train::to_tensors(loader.next(), cpu);
     const auto out = er::train::forward_backward(models, batch, /*loss_scale=*/1.0, precision);  // Q(w) fwd+bwd
-    const double grad_norm = er::train::clip_gradients(*student, 1.0);
+    const double grad_norm = er::train::clip_gradients(*student, 1.0, optimizer.get());  // folded into the step
     optimizer->step();  // latent fp32 weights, after the quantized-weights scope ended
     optimizer->zero_grad();
     if (step % 10 == 0 || step + 1 == steps) {

@@ -13,6 +13,7 @@
 
 #include "edgerazor/model/activation_checkpoint.h"
 #include "edgerazor/model/attention_core.h"
+#include "edgerazor/model/rms_norm.h"
 #include "edgerazor/model/swiglu.h"
 #include "edgerazor/quant/hooks.h"
 #include "edgerazor/quant/module_types.h"
@@ -118,11 +119,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim_, double eps_) : dim(dim_), eps(eps_) { res
 
 void RMSNormImpl::reset() { weight = register_parameter("weight", at::ones({dim})); }
 
-at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
-  const at::Tensor x32 = x.to(at::kFloat);
-  const at::Tensor normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
-  return weight * normed.to(x.scalar_type());
-}
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) { return rms_norm(x, weight, eps); }
 
 // ---------------------------------------------------------------------------------------------
 AttentionImpl::AttentionImpl(const ModelConfig& c) : config(c) {

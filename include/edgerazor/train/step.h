@@ -11,7 +11,7 @@
 //     for (int64_t m = 0; m < accumulation; ++m)
 //       auto out = train::forward_backward(models, train::to_tensors(loader.next(), device),
 //                                          1.0 / accumulation, precision);   // out.parts to log
-//     train::clip_gradients(*student, 1.0);
+//     train::clip_gradients(*student, 1.0, opt.get());  // coefficient folded into opt->step()
 //     opt->step(); opt->zero_grad();                   // after the quantized-weights scope ended
 //   }
 #pragma once
