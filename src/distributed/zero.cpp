@@ -7,8 +7,10 @@
 #include <ATen/autocast_mode.h>
 #include <c10/core/DeviceGuard.h>
 
+#include <algorithm>
 #include <cmath>
 #include <mutex>
+#include <vector>
 
 #include "edgerazor/core/error.h"
 #include "edgerazor/model/transformer.h"
@@ -287,25 +289,54 @@ void ZeroOptimizer::finish_backward() {
   }
   std::fill(s.ready.begin(), s.ready.end(), 0);
   s.next_launch = 0;
+  s.grad_scale = 1.0;  // new gradients: a coefficient from an earlier clip_gradients no longer applies
 }
+
+namespace {
+
+// Sum of squares of a CPU fp32 buffer in fp64 without an fp64 copy of it: fixed chunks summed in
+// parallel, their partial sums added in index order, so the result does not depend on the threads.
+double sum_of_squares_f64(const float* x, int64_t n) {
+  constexpr int64_t kChunk = 1 << 16;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> partial(static_cast<size_t>(chunks), 0.0);
+  at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c) {
+      double acc = 0;
+      for (int64_t i = c * kChunk, end = std::min(n, i + kChunk); i < end; ++i) acc += double(x[i]) * double(x[i]);
+      partial[static_cast<size_t>(c)] = acc;
+    }
+  });
+  double total = 0;
+  for (double p : partial) total += p;
+  return total;
+}
+
+}  // namespace
 
 double ZeroOptimizer::clip_gradients(double max_norm) {
   State& s = *state_;
   at::NoGradGuard no_grad;
-  at::Tensor sq = at::zeros({1}, at::TensorOptions().dtype(at::kDouble));  // summed where the shards live
+  double cpu_sq = 0;  // the CPU shards', summed without a copy
+  at::Tensor sq = at::zeros({1}, at::TensorOptions().dtype(at::kDouble));  // other devices', summed where they live
   for (auto& u : s.units)
     if (u.grad.defined()) {
+      if (u.grad.device().is_cpu() && u.grad.scalar_type() == at::kFloat && u.grad.is_contiguous()) {
+        cpu_sq += sum_of_squares_f64(u.grad.data_ptr<float>(), u.grad.numel());
+        continue;
+      }
       if (sq.device() != u.grad.device()) sq = sq.to(u.grad.device());
       sq += u.grad.to(at::kDouble).pow(2).sum();
     }
-  sq = sq.to(at::Device(s.group.device()));
+  sq = sq.to(at::Device(s.group.device())) + cpu_sq;
   s.group.all_reduce_sum(sq, "gradient norm");
   const double norm = std::sqrt(sq.item<double>());
   if (max_norm > 0) {  // torch::nn::utils::clip_grad_norm_'s rule
     const double coef = max_norm / (norm + 1e-6);
-    if (coef < 1)
-      for (auto& u : s.units)
-        if (u.grad.defined()) u.grad.mul_(coef);
+    // Folded into step(), which reads every gradient as g * coef (on the CPU, in the same fp32
+    // multiply as grad.mul_(coef)): no pass that rewrites the gradients here. A norm-only call
+    // (max_norm <= 0) leaves a pending coefficient as it is.
+    s.grad_scale = coef < 1 ? coef : 1.0;
   }
   return norm;
 }
@@ -323,10 +354,12 @@ void ZeroOptimizer::step(double lr) {
                                     static_cast<float>(1 - t.beta2),  static_cast<float>(std::sqrt(bc2)),
                                     static_cast<float>(t.eps),        static_cast<float>(-lr / bc1)};
   };
-  const train::AdamWCoefficients with_decay = coefficients(true), without_decay = coefficients(false);
+  train::AdamWCoefficients with_decay = coefficients(true), without_decay = coefficients(false);
+  with_decay.grad_scale = without_decay.grad_scale = static_cast<float>(s.grad_scale);
   for (auto& u : s.units) {
     if (u.params.empty()) continue;
     const bool cpu = u.master.device().is_cpu();
+    if (!cpu && s.grad_scale != 1.0) u.grad.mul_(s.grad_scale);
     for (const Segment& seg : u.segments) {
       const train::AdamWCoefficients& c = seg.decay ? with_decay : without_decay;
       if (cpu) {
@@ -348,6 +381,7 @@ void ZeroOptimizer::step(double lr) {
     }
     u.grad.zero_();
   }
+  s.grad_scale = 1.0;  // for one step only
   if (s.stage == ShardingStage::parameters && !s.materialized) {
     for (auto& u : s.units) s.release(u);  // the next step gathers the updated shards
     return;

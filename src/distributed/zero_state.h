@@ -62,6 +62,8 @@ struct ZeroOptimizer::State {
   std::vector<size_t> layer_order;  // units in the order backward finishes them (last layer first)
   size_t next_launch = 0;           // index into layer_order of the next unit to reduce
   int64_t adam_steps = 0;
+  // clip_gradients' coefficient, applied by the next step() as it reads the shard's gradients (1: none)
+  double grad_scale = 1.0;
   bool materialized = false;
   std::mutex mutex;                 // gradient hooks may run on autograd worker threads
   GradReadyHooks grad_hooks;        // stages 2-3: a layer's gradients reduced as backward finishes it

@@ -114,6 +114,9 @@ class BlockedCausalAttention : public torch::autograd::Function<BlockedCausalAtt
     const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2];
     const double scale = ctx->saved_data["scale"].toDouble();
     const int64_t block = ctx->saved_data["block"].toInt(), T = q.size(2);
+    // The gradients below come from raw row kernels and in-place sums: no graph to differentiate again.
+    TORCH_CHECK(!c10::GradMode::is_enabled(),
+                "blocked causal attention: double backward (create_graph=true) is not supported");
     if (!grads[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
     const at::Tensor grad_out = grads[0].contiguous();
     at::Tensor grad_q = at::empty(q.sizes(), q.options());

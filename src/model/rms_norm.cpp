@@ -76,6 +76,8 @@ class FusedRMSNorm : public torch::autograd::Function<FusedRMSNorm> {
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &w = saved[1], &r = saved[2];
+    // The fused backward writes raw rows: no graph to differentiate again.
+    TORCH_CHECK(!c10::GradMode::is_enabled(), "rms_norm: double backward (create_graph=true) is not supported");
     if (!grads[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor()};
     const at::Tensor g = grads[0].contiguous();
     if (g.scalar_type() != x.scalar_type() || g.sizes() != x.sizes()) {  // autograd of the same ops

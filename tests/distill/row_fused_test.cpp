@@ -3,7 +3,6 @@
 // gamma, gradients of the student hidden state and lm_head weight, upstream-gradient scaling, and
 // what it declines.
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,6 +13,7 @@
 #include "edgerazor/distill/logit_loss.h"
 #include "edgerazor/distill/objective.h"
 #include "edgerazor/distill/row_fused_loss.h"
+#include "edgerazor/train/precision.h"
 
 namespace {
 
@@ -174,8 +174,7 @@ TEST(RowFused, FollowsCpuAutocast) {
     const auto s = d::LogitsSource::from_hidden(h, w), t = d::LogitsSource::from_hidden(in.ht, in.wt);
     at::Tensor total;
     {
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-      at::autocast::set_cpu_enabled(true);
+      const edgerazor::train::AutocastScope autocast(edgerazor::train::Precision::bf16, /*cuda=*/false);
       if (row_fused) {
         EXPECT_TRUE(d::row_fused_supported(s, t, request));
         total = d::row_fused_losses(s, t, request, [&](double) { return c; }).total;
@@ -183,9 +182,7 @@ TEST(RowFused, FollowsCpuAutocast) {
         const auto r = d::fused_logit_losses(s, t, request);
         total = r.ce * c.ce + r.forward[0] * c.forward + r.reverse[0] * c.reverse;
       }
-      at::autocast::set_cpu_enabled(false);
-      at::autocast::clear_cache();
-    }
+    }  // the scope restores autocast and clears its cast cache
     total.backward();
     return std::vector<at::Tensor>{total.detach(), h.grad(), w.grad()};
   };

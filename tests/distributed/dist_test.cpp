@@ -228,14 +228,39 @@ INSTANTIATE_TEST_SUITE_P(Modes, DataParallelTraining,
 // between world sizes without changing a bit.
 class ZeroSharding : public ::testing::TestWithParam<std::string> {
  protected:
-  LaunchResult zero_run(int ranks, const fs::path& out, const std::string& load, int steps) {
+  LaunchResult zero_run(int ranks, const fs::path& out, const std::string& load, int steps, bool prescale = false,
+                        const std::string& max_norm = "1") {
     std::map<std::string, std::string> env = {{"EDGERAZOR_ZERO_STAGE", GetParam()},
                                               {"EDGERAZOR_ZERO_OUT", out.string()},
-                                              {"EDGERAZOR_ZERO_STEPS", std::to_string(steps)}};
+                                              {"EDGERAZOR_ZERO_STEPS", std::to_string(steps)},
+                                              {"EDGERAZOR_ZERO_PRESCALE", prescale ? "1" : "0"},
+                                              {"EDGERAZOR_ZERO_MAX_NORM", max_norm}};
     if (!load.empty()) env["EDGERAZOR_ZERO_LOAD"] = load;
     return launch_workers("zero", env, ranks);
   }
 };
+
+// clip_gradients folds torch's clip_grad_norm_ coefficient into step(): the weights must equal,
+// bit for bit, those of gradients the worker clipped itself before handing them over (fp32:
+// g * float(coef) either way), on 1 rank and on 2, and differ from an unclipped run's (the clip
+// took effect); the worker checks that the measured norm is the gradients' norm.
+TEST_P(ZeroSharding, ClippingFoldedIntoTheStepEqualsClippedGradients) {
+  const auto dir = fresh_dir("zero_clip_" + GetParam());
+  const auto unclipped = zero_run(1, dir / "unclipped", "", 2, false, "0");
+  ASSERT_EQ(unclipped.rc, 0) << unclipped.text();
+  for (int ranks : {1, 2}) {
+    const std::string tag = std::to_string(ranks);
+    const auto folded = zero_run(ranks, dir / ("folded" + tag), "", 2);
+    const auto clipped = zero_run(ranks, dir / ("clipped" + tag), "", 2, true);
+    ASSERT_EQ(folded.rc, 0) << folded.text();
+    ASSERT_EQ(clipped.rc, 0) << clipped.text();
+    EXPECT_THAT(folded.text(), HasSubstr("step 2 clipped by")) << "the synthetic gradients must be clipped";
+    EXPECT_EQ(read_file(dir / ("folded" + tag) / "weights.bin"), read_file(dir / ("clipped" + tag) / "weights.bin"))
+        << ranks << " rank(s)";
+    EXPECT_NE(read_file(dir / ("folded" + tag) / "weights.bin"), read_file(dir / "unclipped/weights.bin"));
+  }
+  fs::remove_all(dir);
+}
 
 TEST_P(ZeroSharding, OneAndTwoRanksAgreeAndCheckpointsReshard) {
   const auto dir = fresh_dir("zero_" + GetParam());

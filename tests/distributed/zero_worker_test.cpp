@@ -7,8 +7,13 @@
 //   EDGERAZOR_ZERO_LOAD   folder of a previous run (weights.bin + trainer_state/zero/), or unset
 //   EDGERAZOR_ZERO_STEPS  optimizer steps to take (default 2)
 //   EDGERAZOR_ZERO_OUT    folder to write: weights.bin (rank 0) and the sharded optimizer state
+//   EDGERAZOR_ZERO_MAX_NORM  clipping threshold (default 1; 0: none)
+//   EDGERAZOR_ZERO_PRESCALE  1: the worker clips the synthetic gradients itself (torch's rule, its
+//                         own fp64 norm) and ZeroOptimizer only measures the norm, so that the
+//                         weights can be compared with clipping folded into ZeroOptimizer::step
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -63,19 +68,34 @@ int zero_scenario() {
   config::TrainSection train;
   train.lr = 0.01;
   train.weight_decay = 0.1;
+  // AdamW is nearly blind to a common gradient scale (m / sqrt(v)); a large eps makes the clipping
+  // coefficient show in the weights, so that the prescale comparison can tell a lost one.
+  train.eps = 1e-3;
   ZeroOptimizer zero(group, *student, train, parse_sharding(env_or("EDGERAZOR_ZERO_STAGE", "optimizer")));
   if (!load.empty()) zero.load(load);
   const int steps = std::stoi(env_or("EDGERAZOR_ZERO_STEPS", "2"));
+  const bool prescale = env_or("EDGERAZOR_ZERO_PRESCALE", "0") == "1";
+  const double max_norm = std::stod(env_or("EDGERAZOR_ZERO_MAX_NORM", "1"));
   for (int step = 0; step < steps; ++step) {
     zero.begin_step();
     int64_t index = 0;
+    double sum_sq = 0;
     for (auto& [name, p] : student->unique_named_parameters()) {  // the same on every rank
       ++index;
       const double f = 0.1 * static_cast<double>(index) + 0.03 * (zero.adam_steps() + 1);
       p.mutable_grad() = at::sin(at::arange(p.numel(), at::kFloat) * f).reshape(p.sizes());
+      sum_sq += p.grad().to(at::kDouble).pow(2).sum().item<double>();
     }
+    const double coef = max_norm > 0 ? max_norm / (std::sqrt(sum_sq) + 1e-6) : 1.0;
+    if (prescale && coef < 1)
+      for (auto& [name, p] : student->unique_named_parameters()) p.mutable_grad().mul_(coef);
     zero.finish_backward();
-    zero.clip_gradients(1.0);
+    const double norm = zero.clip_gradients(prescale ? 0.0 : max_norm);
+    if (!prescale && std::abs(norm - std::sqrt(sum_sq)) > 1e-9 * norm) {
+      std::fprintf(stderr, "gradient norm %.17g, expected %.17g\n", norm, std::sqrt(sum_sq));
+      return 1;
+    }
+    if (coef < 1) std::printf("step %d clipped by %.6f\n", step + 1, coef);
     zero.step(train.lr);
   }
   std::filesystem::create_directories(out);

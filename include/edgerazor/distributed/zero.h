@@ -84,8 +84,9 @@ class ZeroOptimizer {
   // After the last micro-batch's backward: every gradient averaged over ranks into this rank's
   // shard; the parameters' .grad are released (collective).
   void finish_backward();
-  // Global L2 norm of the gradients before clipping; scales them to max_norm when above it
-  // (max_norm <= 0: norm only). Collective.
+  // Global L2 norm of the gradients before clipping; when above max_norm the next step() reads
+  // them scaled to max_norm (torch's clip_grad_norm_ coefficient, folded into the update rather
+  // than a pass over the gradients; max_norm <= 0: norm only, of the unscaled gradients). Collective.
   double clip_gradients(double max_norm);
   // AdamW on this rank's shard with learning rate lr; then the updated weights are all-gathered
   // (stages 1-2) or the step's gathered weights released (stage 3). Collective.
