@@ -7,16 +7,15 @@
 #include <ATen/autocast_mode.h>
 #include <c10/core/DeviceGuard.h>
 
-#include <algorithm>
 #include <cmath>
 #include <mutex>
-#include <vector>
 
 #include "edgerazor/core/error.h"
 #include "edgerazor/model/transformer.h"
 #include "edgerazor/quant/weight_quantizer.h"
 #include "edgerazor/train/adamw_kernel.h"
 #include "edgerazor/train/step.h"
+#include "../train/sum_of_squares.h"
 #include "zero_state.h"
 
 namespace edgerazor::distributed {
@@ -292,28 +291,6 @@ void ZeroOptimizer::finish_backward() {
   s.grad_scale = 1.0;  // new gradients: a coefficient from an earlier clip_gradients no longer applies
 }
 
-namespace {
-
-// Sum of squares of a CPU fp32 buffer in fp64 without an fp64 copy of it: fixed chunks summed in
-// parallel, their partial sums added in index order, so the result does not depend on the threads.
-double sum_of_squares_f64(const float* x, int64_t n) {
-  constexpr int64_t kChunk = 1 << 16;
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<double> partial(static_cast<size_t>(chunks), 0.0);
-  at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
-    for (int64_t c = b; c < e; ++c) {
-      double acc = 0;
-      for (int64_t i = c * kChunk, end = std::min(n, i + kChunk); i < end; ++i) acc += double(x[i]) * double(x[i]);
-      partial[static_cast<size_t>(c)] = acc;
-    }
-  });
-  double total = 0;
-  for (double p : partial) total += p;
-  return total;
-}
-
-}  // namespace
-
 double ZeroOptimizer::clip_gradients(double max_norm) {
   State& s = *state_;
   at::NoGradGuard no_grad;
@@ -321,8 +298,8 @@ double ZeroOptimizer::clip_gradients(double max_norm) {
   at::Tensor sq = at::zeros({1}, at::TensorOptions().dtype(at::kDouble));  // other devices', summed where they live
   for (auto& u : s.units)
     if (u.grad.defined()) {
-      if (u.grad.device().is_cpu() && u.grad.scalar_type() == at::kFloat && u.grad.is_contiguous()) {
-        cpu_sq += sum_of_squares_f64(u.grad.data_ptr<float>(), u.grad.numel());
+      if (u.grad.device().is_cpu()) {
+        cpu_sq += train::sum_of_squares_f64(u.grad);
         continue;
       }
       if (sq.device() != u.grad.device()) sq = sq.to(u.grad.device());

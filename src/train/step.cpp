@@ -21,6 +21,7 @@
 #include "edgerazor/quant/weight_quantizer.h"
 #include "edgerazor/runtime/runtime.h"
 #include "edgerazor/train/fused_adamw.h"
+#include "sum_of_squares.h"
 
 namespace edgerazor::train {
 
@@ -211,7 +212,7 @@ double clip_gradients(const std::vector<at::Tensor>& params, double max_norm, to
     if (p.grad().defined()) grads.push_back(p.grad());
   if (max_norm <= 0) {
     double sq = 0;
-    for (const auto& g : grads) sq += g.to(at::kDouble).pow(2).sum().item<double>();
+    for (const auto& g : grads) sq += sum_of_squares_f64(g);
     return std::sqrt(sq);
   }
   if (grads.empty()) return 0.0;

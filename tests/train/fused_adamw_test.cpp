@@ -7,6 +7,7 @@
 #include <torch/serialize.h>
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 #include <type_traits>
 #include <vector>
@@ -166,6 +167,29 @@ TEST(FusedAdamW, ClippingFoldedIntoTheStepEqualsClippingTheGradients) {
         }
       }
     }
+}
+
+// max_norm 0: the norm only, in fp64, the gradients untouched. fp32 CPU gradients (one of them
+// several 64K-element chunks long) are summed without an fp64 copy, a bf16 one and a strided one
+// through ATen; all agree with ATen's fp64 sum of squares to round-off.
+TEST(ClipGradients, NormOnlyIsTheFp64NormAndLeavesTheGradients) {
+  at::manual_seed(5);
+  std::vector<at::Tensor> params = {at::zeros({300, 1000}), at::zeros({77}), at::zeros({64, 48}, at::kBFloat16),
+                                    at::zeros({40, 30})};
+  double expected_sq = 0;
+  std::vector<at::Tensor> before;
+  for (size_t i = 0; i < params.size(); ++i) {
+    params[i].requires_grad_(true);
+    at::Tensor g = at::randn(params[i].sizes()).to(params[i].scalar_type());
+    if (i == 3) g = at::randn({30, 40}).t();  // not contiguous
+    params[i].mutable_grad() = g;
+    before.push_back(g.clone());
+    expected_sq += g.to(at::kDouble).pow(2).sum().item<double>();
+  }
+  const double norm = edgerazor::train::clip_gradients(params, 0.0, nullptr);
+  EXPECT_NEAR(norm, std::sqrt(expected_sq), 1e-12 * std::sqrt(expected_sq));
+  EXPECT_GT(norm, 1.0);  // a threshold of 1 would have clipped
+  for (size_t i = 0; i < params.size(); ++i) EXPECT_TRUE(at::equal(params[i].grad(), before[i])) << i;
 }
 
 }  // namespace
